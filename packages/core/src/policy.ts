@@ -1,0 +1,194 @@
+/**
+ * The execution protocol shared by every policy.
+ *
+ * Policies do not wrap each other's promises. A pipeline is composed once into a chain of `Step`s;
+ * a call passes its work, its context and a `Sink` down the chain, and the innermost step attaches
+ * one `.then` to the work's promise. A whole pipeline therefore costs one `new Promise` and one
+ * `.then` per call instead of one async frame per policy (about 130 ns each on Node 20).
+ */
+import { DeadlineExceededError, CancelledError } from './errors.js';
+import { systemClock, type Clock } from './clock.js';
+import { Deadline } from './deadline.js';
+import { NEVER_SCOPE, Scope, type AbortListener } from './scope.js';
+
+/** What the protected work receives. */
+export interface ExecutionContext {
+  /** Aborts when the work should stop (timeout, deadline, caller cancelled, lost hedge). */
+  readonly signal: AbortSignal;
+  /** The deadline the work runs under, if any: send `deadline.remainingMs()` downstream. */
+  readonly deadline: Deadline | undefined;
+  /** 1 for the first attempt, 2 for the first retry, and so on. */
+  readonly attempt: number;
+}
+
+export type Work<T> = (context: ExecutionContext) => T | PromiseLike<T>;
+
+/** Where a step delivers the outcome. Each sink is settled at most once. */
+export interface Sink<T> {
+  ok(value: T): void;
+  fail(error: unknown): void;
+}
+
+/**
+ * @internal The context object passed between steps. The limit is kept as a number
+ * (`expiresAt`, Infinity when there is none) and a `Deadline` object is built only when the work
+ * asks for one.
+ */
+export class Context implements ExecutionContext {
+  private made: Deadline | undefined;
+  constructor(
+    readonly scope: Scope,
+    readonly expiresAt: number,
+    readonly attempt: number,
+    readonly clock: Clock,
+    deadline?: Deadline,
+  ) {
+    this.made = deadline;
+  }
+  get signal(): AbortSignal {
+    return this.scope.signal;
+  }
+  get deadline(): Deadline | undefined {
+    if (this.made === undefined && this.expiresAt !== Infinity) {
+      // The scope already aborts at expiresAt (whoever set the limit enforces it).
+      this.made = new Deadline(this.expiresAt, this.clock, this.scope, true);
+    }
+    return this.made;
+  }
+  /** The same limits and cancellation, for another attempt. */
+  withAttempt(attempt: number): Context {
+    return new Context(this.scope, this.expiresAt, attempt, this.clock, this.made);
+  }
+}
+
+/** One link of a composed pipeline. */
+export type Step = <T>(work: Work<T>, context: Context, sink: Sink<T>) => void;
+
+/** Something that can be placed in a pipeline. `R` is what it can return instead of the work's value. */
+export interface Composable<R = never> {
+  /** Builds this policy's step around `next`. Called once per pipeline, not per call. */
+  compose(next: Step): Step;
+  /** @internal phantom marker for the fallback result type */
+  readonly __result?: R;
+}
+
+export interface ExecuteOptions {
+  /** Cancels the call; the promise rejects with `CancelledError` (cause: the signal's reason). */
+  signal?: AbortSignal;
+  /** Runs the call under this deadline; the promise rejects with `DeadlineExceededError` when it passes. */
+  deadline?: Deadline;
+}
+
+export interface Policy<R = never> extends Composable<R> {
+  /** Runs `work` under this policy. */
+  execute<T>(work: Work<T>, options?: ExecuteOptions): Promise<T | R>;
+}
+
+/** The innermost step: calls the work and settles the sink from its outcome. */
+export const invoke: Step = (work, context, sink) => {
+  let result;
+  try {
+    result = work(context);
+  } catch (error) {
+    sink.fail(error);
+    return;
+  }
+  if (
+    result !== null &&
+    (typeof result === 'object' || typeof result === 'function') &&
+    typeof (result as PromiseLike<unknown>).then === 'function'
+  ) {
+    (result as PromiseLike<never>).then(
+      value => sink.ok(value),
+      (error: unknown) => sink.fail(error),
+    );
+  } else {
+    sink.ok(result as never);
+  }
+};
+
+/** Settles the outer promise once, and detaches from the caller's signal and deadline. */
+class RootSink<T> implements Sink<T>, AbortListener {
+  settled = false;
+  signal: AbortSignal | undefined = undefined;
+  deadline: Deadline | undefined = undefined;
+  constructor(
+    private readonly resolve: (value: T) => void,
+    private readonly reject: (error: unknown) => void,
+    readonly scope: Scope,
+  ) {}
+  ok(value: T): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.detach();
+    this.resolve(value);
+  }
+  fail(error: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.detach();
+    this.reject(error);
+  }
+  /** The caller's deadline or signal fired: stop the work and settle now. */
+  abort(reason: unknown): void {
+    this.scope.abort(reason);
+    this.fail(reason);
+  }
+  handleEvent(): void {
+    const signal = this.signal as AbortSignal;
+    this.abort(new CancelledError({ cause: signal.reason }));
+  }
+  private detach(): void {
+    this.deadline?.offAbort(this);
+    this.signal?.removeEventListener('abort', this);
+  }
+}
+
+/** Runs a composed step as a promise. Shared by every policy's and pipeline's `execute`. */
+export function runStep<T>(step: Step, work: Work<T>, options?: ExecuteOptions): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const signal = options?.signal;
+    const deadline = options?.deadline;
+    if (signal === undefined && deadline === undefined) {
+      // The hot path: nothing can cancel the call from outside, so no scope, no listener.
+      step(work, new Context(NEVER_SCOPE, Infinity, 1, systemClock), { ok: resolve, fail: reject });
+      return;
+    }
+    const scope = new Scope();
+    const root = new RootSink(resolve, reject, scope);
+    if (signal !== undefined) {
+      if (signal.aborted) {
+        reject(new CancelledError({ cause: signal.reason }));
+        return;
+      }
+      root.signal = signal;
+      signal.addEventListener('abort', root, { once: true });
+    }
+    if (deadline !== undefined) {
+      if (deadline.expired) {
+        root.fail(deadline.scope.aborted ? deadline.scope.reason : new DeadlineExceededError());
+        return;
+      }
+      root.deadline = deadline;
+      deadline.onAbort(root);
+    }
+    step(
+      work,
+      new Context(scope, deadline?.expiresAt ?? Infinity, 1, deadline?.clock ?? systemClock, deadline),
+      root,
+    );
+  });
+}
+
+/** Base class for policies: `execute` composes the policy alone, once, and runs it. */
+export abstract class PolicyBase<R = never> implements Policy<R> {
+  declare readonly __result?: R;
+  private solo: Step | undefined;
+
+  abstract compose(next: Step): Step;
+
+  execute<T>(work: Work<T>, options?: ExecuteOptions): Promise<T | R> {
+    const step = (this.solo ??= this.compose(invoke));
+    return runStep<T | R>(step, work as Work<T | R>, options);
+  }
+}

@@ -1,0 +1,60 @@
+/** Eager option checks whose messages name the option, the value and the fix. */
+import { InvalidOptionsError } from './errors.js';
+
+function show(value: unknown): string {
+  return typeof value === 'string' ? JSON.stringify(value) : String(value);
+}
+
+export function requireInteger(where: string, name: string, value: unknown, min: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw new InvalidOptionsError(`${where}: ${name} must be an integer >= ${min}, got ${show(value)}`);
+  }
+  return value;
+}
+
+/** A duration or count that must be finite and >= min (min defaults to 0). */
+export function requireNumber(where: string, name: string, value: unknown, min = 0): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
+    throw new InvalidOptionsError(`${where}: ${name} must be a finite number >= ${min}, got ${show(value)}`);
+  }
+  return value;
+}
+
+/** A number that must be > 0. */
+export function requirePositive(where: string, name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new InvalidOptionsError(`${where}: ${name} must be a finite number > 0, got ${show(value)}`);
+  }
+  return value;
+}
+
+/** A ratio in [min, max]. */
+export function requireRatio(where: string, name: string, value: unknown, min = 0, max = 1): number {
+  if (typeof value !== 'number' || !(value >= min && value <= max)) {
+    throw new InvalidOptionsError(`${where}: ${name} must be a number in [${min}, ${max}], got ${show(value)}`);
+  }
+  return value;
+}
+
+export function requireFunction(where: string, name: string, value: unknown): void {
+  if (typeof value !== 'function') {
+    throw new InvalidOptionsError(`${where}: ${name} must be a function, got ${show(value)}`);
+  }
+}
+
+export function requireObject(where: string, value: unknown): void {
+  if (value === null || typeof value !== 'object') {
+    throw new InvalidOptionsError(`${where}: expected an options object, got ${show(value)}`);
+  }
+}
+
+/** Rejects option names the policy does not know (catches typos like `maxAttemps`). */
+export function rejectUnknownKeys(where: string, options: object, known: readonly string[]): void {
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) {
+      throw new InvalidOptionsError(
+        `${where}: unknown option "${key}"; known options are ${known.join(', ')}`,
+      );
+    }
+  }
+}
