@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest';
+import { TestClock, observe } from '@bulwark/testing';
+import { Deadline } from './deadline.js';
+import { isCancelledError, isDeadlineExceededError } from './errors.js';
+import { pipeline } from './pipeline.js';
+import { timeout } from './timeout.js';
+import type { Step } from './policy.js';
+
+/** A policy that records the order in which layers see a call. */
+function tracer(name: string, log: string[]) {
+  return {
+    compose(next: Step): Step {
+      return (work, context, sink) => {
+        log.push(`enter ${name}`);
+        next(work, context, {
+          ok: value => {
+            log.push(`leave ${name}`);
+            sink.ok(value);
+          },
+          fail: error => sink.fail(error),
+        });
+      };
+    },
+  };
+}
+
+describe('pipeline', () => {
+  it('runs the first policy outermost', async () => {
+    const log: string[] = [];
+    const result = await pipeline(tracer('a', log), tracer('b', log)).execute(() => {
+      log.push('work');
+      return 1;
+    });
+    expect(result).toBe(1);
+    expect(log).toEqual(['enter a', 'enter b', 'work', 'leave b', 'leave a']);
+  });
+
+  it('an empty pipeline just runs the work', async () => {
+    await expect(pipeline().execute(async ctx => ctx.attempt)).resolves.toBe(1);
+  });
+
+  it('enforces an execute deadline even with no timeout policy', async () => {
+    const clock = new TestClock();
+    let signal: AbortSignal | undefined;
+    const result = observe(
+      pipeline().execute(
+        ctx => {
+          signal = ctx.signal;
+          return new Promise(() => {});
+        },
+        { deadline: Deadline.after(50, { clock }) },
+      ),
+    );
+    await clock.advance(50);
+    expect(isDeadlineExceededError(result.error)).toBe(true);
+    expect(signal?.aborted).toBe(true);
+  });
+
+  it('rejects at once when the caller signal is already aborted', async () => {
+    const controller = new AbortController();
+    controller.abort();
+    let ran = false;
+    await expect(
+      pipeline(timeout({ timeoutMs: 10 })).execute(() => (ran = true), { signal: controller.signal }),
+    ).rejects.toSatisfy(isCancelledError);
+    expect(ran).toBe(false);
+  });
+
+  it('detaches from the caller signal and deadline when the call finishes', async () => {
+    const clock = new TestClock();
+    const controller = new AbortController();
+    const deadline = Deadline.after(1000, { clock });
+    const policy = pipeline(timeout({ timeoutMs: 100, clock }));
+    for (let i = 0; i < 3; i++) {
+      await policy.execute(async () => i, { signal: controller.signal, deadline });
+    }
+    // A later abort reaches no finished call (no listener left behind on a long-lived deadline).
+    controller.abort();
+    deadline.cancel();
+    expect(clock.referencedTimers).toBe(0);
+  });
+
+  it('rejects things that are not policies, naming the position', () => {
+    expect(() => pipeline({} as never)).toThrow(/argument 0 is not a policy/);
+    expect(() => pipeline(timeout({ timeoutMs: 5 }), null as never)).toThrow(/argument 1/);
+  });
+});

@@ -1,0 +1,152 @@
+import { describe, expect, it } from 'vitest';
+import { TestClock, observe } from '@bulwark/testing';
+import { Deadline } from './deadline.js';
+import { isCancelledError, isDeadlineExceededError, isTimeoutError, TimeoutError } from './errors.js';
+import { pipeline } from './pipeline.js';
+import type { ExecutionContext } from './policy.js';
+import { timeout, type TimeoutEvent } from './timeout.js';
+
+/** Work that settles only when the test says so. */
+function controllable<T>() {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  let context: ExecutionContext | undefined;
+  const work = (ctx: ExecutionContext) => {
+    context = ctx;
+    return new Promise<T>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+  };
+  return { work, resolve: (v: T) => resolve(v), reject: (e: unknown) => reject(e), ctx: () => context };
+}
+
+describe('timeout', () => {
+  it('passes a fast result through and leaves no referenced timer behind', async () => {
+    const clock = new TestClock();
+    const policy = timeout({ timeoutMs: 100, clock });
+    await expect(policy.execute(async () => 42)).resolves.toBe(42);
+    await expect(policy.execute(() => 'sync')).resolves.toBe('sync');
+    expect(clock.referencedTimers).toBe(0);
+  });
+
+  it('rejects with TimeoutError at timeoutMs and aborts the work signal', async () => {
+    const clock = new TestClock();
+    const events: TimeoutEvent[] = [];
+    const policy = timeout({ timeoutMs: 100, clock, name: 'users' });
+    policy.onEvent(e => events.push(e));
+    const work = controllable<number>();
+    const result = policy.execute(work.work);
+    const settled = observe(result);
+    await clock.advance(99);
+    expect(settled.state).toBe('pending');
+    expect(work.ctx()?.signal.aborted).toBe(false);
+    await clock.advance(1);
+    expect(settled.state).toBe('rejected');
+    await expect(result).rejects.toBeInstanceOf(TimeoutError);
+    expect(work.ctx()?.signal.aborted).toBe(true);
+    expect(isTimeoutError(work.ctx()?.signal.reason)).toBe(true);
+    expect(events).toEqual([{ type: 'timeout.expired', policy: 'users', timeoutMs: 100 }]);
+  });
+
+  it('does not wait for work that ignores its signal', async () => {
+    const clock = new TestClock();
+    const policy = timeout({ timeoutMs: 50, clock });
+    const result = observe(policy.execute(() => new Promise(() => {})));
+    await clock.advance(50);
+    expect(isTimeoutError(result.error)).toBe(true);
+  });
+
+  it('converts a synchronous throw into a rejection', async () => {
+    const policy = timeout({ timeoutMs: 50, clock: new TestClock() });
+    const boom = new Error('boom');
+    await expect(
+      policy.execute(() => {
+        throw boom;
+      }),
+    ).rejects.toBe(boom);
+  });
+
+  it('expires concurrent calls in order with one timer', async () => {
+    const clock = new TestClock();
+    const policy = timeout({ timeoutMs: 100, clock });
+    const a = policy.execute(() => new Promise(() => {}));
+    await clock.advance(30);
+    const b = policy.execute(() => new Promise(() => {}));
+    const fast = controllable<string>();
+    const c = policy.execute(fast.work);
+    expect(clock.pendingTimers).toBe(1);
+    fast.resolve('c');
+    await expect(c).resolves.toBe('c');
+    const sa = observe(a);
+    const sb = observe(b);
+    await clock.advance(70);
+    expect([sa.state, sb.state]).toEqual(['rejected', 'pending']);
+    await clock.advance(30);
+    expect(sb.state).toBe('rejected');
+    await expect(a).rejects.toSatisfy(isTimeoutError);
+    await expect(b).rejects.toSatisfy(isTimeoutError);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('never runs longer than the deadline and reports the deadline as the reason', async () => {
+    const clock = new TestClock();
+    const policy = timeout({ timeoutMs: 1000, clock });
+    const deadline = Deadline.after(200, { clock });
+    const work = controllable<number>();
+    const result = observe(policy.execute(work.work, { deadline }));
+    expect(work.ctx()?.deadline?.expiresAt).toBe(200);
+    await clock.advance(200);
+    expect(isDeadlineExceededError(result.error)).toBe(true);
+    expect(work.ctx()?.signal.aborted).toBe(true);
+  });
+
+  it('gives the work a deadline of its own limit when that is earlier', async () => {
+    const clock = new TestClock({ startMs: 10 });
+    const policy = timeout({ timeoutMs: 100, clock });
+    const deadline = Deadline.after(1000, { clock });
+    let seen: number | undefined;
+    await policy.execute(ctx => (seen = ctx.deadline?.remainingMs()), { deadline });
+    expect(seen).toBe(100);
+  });
+
+  it('rejects at once when the deadline has already passed', async () => {
+    const clock = new TestClock();
+    const deadline = Deadline.after(10, { clock });
+    await clock.advance(10);
+    let ran = false;
+    await expect(
+      timeout({ timeoutMs: 100, clock }).execute(() => (ran = true), { deadline }),
+    ).rejects.toSatisfy(isDeadlineExceededError);
+    expect(ran).toBe(false);
+  });
+
+  it('cancels on the caller signal with CancelledError and aborts the work', async () => {
+    const clock = new TestClock();
+    const controller = new AbortController();
+    const work = controllable<number>();
+    const result = timeout({ timeoutMs: 100, clock }).execute(work.work, {
+      signal: controller.signal,
+    });
+    controller.abort(new Error('client went away'));
+    await expect(result).rejects.toSatisfy(isCancelledError);
+    expect(work.ctx()?.signal.aborted).toBe(true);
+  });
+
+  it('nests: the inner (shorter) timeout fires first, the outer bounds retries of it', async () => {
+    const clock = new TestClock();
+    const outer = timeout({ timeoutMs: 300, clock, name: 'outer' });
+    const inner = timeout({ timeoutMs: 100, clock, name: 'inner' });
+    const result = observe(pipeline(outer, inner).execute(() => new Promise(() => {})));
+    await clock.advance(100);
+    expect(result.error).toMatchObject({ code: 'TIMEOUT', timeoutMs: 100 });
+  });
+
+  it('validates options with messages that name the fix', () => {
+    expect(() => timeout({ timeoutMs: 0 })).toThrow(/timeoutMs must be a finite number > 0, got 0/);
+    expect(() => timeout({ timeoutMs: Number.NaN })).toThrow(/timeoutMs/);
+    expect(() => timeout({} as never)).toThrow(/timeoutMs/);
+    expect(() => timeout({ timeoutMs: 5, timeout: 3 } as never)).toThrow(/unknown option "timeout"/);
+    expect(() => timeout(undefined as never)).toThrow(/expected an options object/);
+  });
+});
