@@ -4,7 +4,12 @@ export default defineConfig({
   // Workspace packages resolve to their TypeScript sources (the "source" export condition), so
   // tests never run a stale build.
   resolve: { conditions: ['source', 'module', 'node', 'default'] },
-  ssr: { resolve: { conditions: ['source', 'module', 'node', 'default'], externalConditions: ['source'] } },
+  ssr: {
+    resolve: {
+      conditions: ['source', 'module', 'node', 'default'],
+      externalConditions: ['source'],
+    },
+  },
   test: {
     include: ['packages/**/src/**/*.test.ts', 'apps/**/src/**/*.test.ts', 'bench/**/*.test.ts'],
     exclude: ['**/node_modules/**', '**/dist/**'],

@@ -45,8 +45,7 @@ class SystemTimer implements TimerHandle {
 export const systemClock: Clock = {
   now: () => performance.now(),
   wallNow: () => Date.now(),
-  setTimer: (callback, delayMs) =>
-    new SystemTimer(setTimeout(callback, clampDelay(delayMs))),
+  setTimer: (callback, delayMs) => new SystemTimer(setTimeout(callback, clampDelay(delayMs))),
 };
 
 export function clampDelay(delayMs: number): number {

@@ -55,7 +55,9 @@ describe('budget headers', () => {
   });
 
   it('ignores headers that do not parse instead of trusting them', () => {
-    expect(budgetFromHeaders({ 'x-envoy-expected-rq-timeout-ms': 'soon', 'grpc-timeout': '5S' })).toBe(5000);
+    expect(
+      budgetFromHeaders({ 'x-envoy-expected-rq-timeout-ms': 'soon', 'grpc-timeout': '5S' }),
+    ).toBe(5000);
     expect(parseMillisHeader('-1')).toBeUndefined();
     expect(parseMillisHeader('1e3')).toBeUndefined();
     expect(parseMillisHeader(' 42 ')).toBe(42);

@@ -60,8 +60,7 @@ export function parseMillisHeader(value: string): number | undefined {
 }
 
 export type HeaderBag =
-  | Record<string, string | string[] | undefined>
-  | { get(name: string): string | null };
+  Record<string, string | string[] | undefined> | { get(name: string): string | null };
 
 function readHeader(headers: HeaderBag, name: string): string | undefined {
   if (typeof (headers as { get?: unknown }).get === 'function') {
@@ -99,7 +98,10 @@ export interface DeadlineFromHeadersOptions {
 }
 
 /** The inbound deadline for a request: the caller's budget (clamped to `maxMs`) or `defaultMs`. */
-export function deadlineFromHeaders(headers: HeaderBag, options: DeadlineFromHeadersOptions): Deadline {
+export function deadlineFromHeaders(
+  headers: HeaderBag,
+  options: DeadlineFromHeadersOptions,
+): Deadline {
   const { defaultMs, maxMs } = options;
   if (!(defaultMs > 0) || !(maxMs > 0) || defaultMs > maxMs) {
     throw new InvalidOptionsError(

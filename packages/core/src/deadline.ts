@@ -59,8 +59,7 @@ export class Deadline {
     const signal = options.signal;
     if (signal !== undefined) {
       if (signal.aborted) scope.abort(signal.reason);
-      else
-        signal.addEventListener('abort', () => scope.abort(signal.reason), { once: true });
+      else signal.addEventListener('abort', () => scope.abort(signal.reason), { once: true });
     }
     return new Deadline(expiresAt, clock, scope, false);
   }
@@ -112,7 +111,9 @@ export class Deadline {
   child(options: ChildDeadlineOptions = {}): Deadline {
     const { timeoutMs, fraction, reserveMs } = options;
     if (timeoutMs !== undefined && !(timeoutMs >= 0)) {
-      throw new InvalidOptionsError(`Deadline.child: timeoutMs must be >= 0, got ${String(timeoutMs)}`);
+      throw new InvalidOptionsError(
+        `Deadline.child: timeoutMs must be >= 0, got ${String(timeoutMs)}`,
+      );
     }
     if (fraction !== undefined && !(fraction > 0 && fraction <= 1)) {
       throw new InvalidOptionsError(
@@ -120,7 +121,9 @@ export class Deadline {
       );
     }
     if (reserveMs !== undefined && !(reserveMs >= 0)) {
-      throw new InvalidOptionsError(`Deadline.child: reserveMs must be >= 0, got ${String(reserveMs)}`);
+      throw new InvalidOptionsError(
+        `Deadline.child: reserveMs must be >= 0, got ${String(reserveMs)}`,
+      );
     }
     const now = this.clock.now();
     const left = Math.max(0, this.expiresAt - now);

@@ -162,7 +162,9 @@ export class InvalidOptionsError extends BulwarkError {
 // ---- guards -------------------------------------------------------------------------------
 
 export function isBulwarkError(error: unknown): error is BulwarkError {
-  return typeof error === 'object' && error !== null && (error as { [BRAND]?: unknown })[BRAND] === true;
+  return (
+    typeof error === 'object' && error !== null && (error as { [BRAND]?: unknown })[BRAND] === true
+  );
 }
 
 export function hasCode<C extends BulwarkErrorCode>(

@@ -1,4 +1,10 @@
-export { systemClock, clampDelay, MAX_TIMER_DELAY_MS, type Clock, type TimerHandle } from './clock.js';
+export {
+  systemClock,
+  clampDelay,
+  MAX_TIMER_DELAY_MS,
+  type Clock,
+  type TimerHandle,
+} from './clock.js';
 export { systemRandom, seededRandom, type Random } from './random.js';
 export * from './errors.js';
 export { Emitter, type Disposable, type Listener, type Subscribe } from './events.js';

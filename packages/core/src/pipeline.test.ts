@@ -61,7 +61,9 @@ describe('pipeline', () => {
     controller.abort();
     let ran = false;
     await expect(
-      pipeline(timeout({ timeoutMs: 10 })).execute(() => (ran = true), { signal: controller.signal }),
+      pipeline(timeout({ timeoutMs: 10 })).execute(() => (ran = true), {
+        signal: controller.signal,
+      }),
     ).rejects.toSatisfy(isCancelledError);
     expect(ran).toBe(false);
   });

@@ -35,7 +35,7 @@ class ComposedPipeline<R> implements Pipeline<R> {
     return step;
   }
   execute<T>(work: Work<T>, options?: ExecuteOptions): Promise<T | R> {
-    return runStep<T | R>(this.step, work as Work<T | R>, options);
+    return runStep<T | R>(this.step, work, options);
   }
 }
 
@@ -46,7 +46,7 @@ export function pipeline<const P extends readonly Composable<unknown>[]>(
   policies.forEach((policy, index) => {
     if (policy === null || typeof policy !== 'object' || typeof policy.compose !== 'function') {
       throw new InvalidOptionsError(
-        `pipeline: argument ${index} is not a policy (expected an object with compose(), got ${String(policy)})`,
+        `pipeline: argument ${index} is not a policy (expected an object with compose(), got ${policy === null ? 'null' : typeof policy})`,
       );
     }
   });

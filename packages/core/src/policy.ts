@@ -174,7 +174,13 @@ export function runStep<T>(step: Step, work: Work<T>, options?: ExecuteOptions):
     }
     step(
       work,
-      new Context(scope, deadline?.expiresAt ?? Infinity, 1, deadline?.clock ?? systemClock, deadline),
+      new Context(
+        scope,
+        deadline?.expiresAt ?? Infinity,
+        1,
+        deadline?.clock ?? systemClock,
+        deadline,
+      ),
       root,
     );
   });
@@ -189,6 +195,6 @@ export abstract class PolicyBase<R = never> implements Policy<R> {
 
   execute<T>(work: Work<T>, options?: ExecuteOptions): Promise<T | R> {
     const step = (this.solo ??= this.compose(invoke));
-    return runStep<T | R>(step, work as Work<T | R>, options);
+    return runStep<T | R>(step, work, options);
   }
 }

@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { TestClock, observe } from '@bulwark/testing';
 import { Deadline } from './deadline.js';
-import { isCancelledError, isDeadlineExceededError, isTimeoutError, TimeoutError } from './errors.js';
+import {
+  isCancelledError,
+  isDeadlineExceededError,
+  isTimeoutError,
+  TimeoutError,
+} from './errors.js';
 import { pipeline } from './pipeline.js';
 import type { ExecutionContext } from './policy.js';
 import { timeout, type TimeoutEvent } from './timeout.js';
@@ -18,7 +23,12 @@ function controllable<T>() {
       reject = rej;
     });
   };
-  return { work, resolve: (v: T) => resolve(v), reject: (e: unknown) => reject(e), ctx: () => context };
+  return {
+    work,
+    resolve: (v: T) => resolve(v),
+    reject: (e: unknown) => reject(e),
+    ctx: () => context,
+  };
 }
 
 describe('timeout', () => {
@@ -146,7 +156,9 @@ describe('timeout', () => {
     expect(() => timeout({ timeoutMs: 0 })).toThrow(/timeoutMs must be a finite number > 0, got 0/);
     expect(() => timeout({ timeoutMs: Number.NaN })).toThrow(/timeoutMs/);
     expect(() => timeout({} as never)).toThrow(/timeoutMs/);
-    expect(() => timeout({ timeoutMs: 5, timeout: 3 } as never)).toThrow(/unknown option "timeout"/);
+    expect(() => timeout({ timeoutMs: 5, timeout: 3 } as never)).toThrow(
+      /unknown option "timeout"/,
+    );
     expect(() => timeout(undefined as never)).toThrow(/expected an options object/);
   });
 });

@@ -53,7 +53,13 @@ export class TimeoutPolicy extends PolicyBase {
       // scope; this call only queues its own, earlier expiry.
       const queued = context.expiresAt > expiresAt;
       if (!queued) expiresAt = context.expiresAt;
-      const call = new TimeoutCall(expiresAt, sink, context.scope, queued ? queue : undefined, this);
+      const call = new TimeoutCall(
+        expiresAt,
+        sink,
+        context.scope,
+        queued ? queue : undefined,
+        this,
+      );
       context.scope.add(call);
       if (call.settled) return; // the parent had already aborted
       if (queued) queue.add(call);
@@ -117,7 +123,7 @@ class TimeoutCall<T> extends Scope implements Sink<T>, QueueEntry, AbortListener
   private settle(): void {
     this.settled = true;
     this.parent.remove(this);
-    if (this.queue !== undefined && !this.done) this.queue.finish(this as TimeoutCall<unknown>);
+    if (this.queue !== undefined && !this.done) this.queue.finish(this);
   }
 }
 

@@ -7,7 +7,9 @@ function show(value: unknown): string {
 
 export function requireInteger(where: string, name: string, value: unknown, min: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-    throw new InvalidOptionsError(`${where}: ${name} must be an integer >= ${min}, got ${show(value)}`);
+    throw new InvalidOptionsError(
+      `${where}: ${name} must be an integer >= ${min}, got ${show(value)}`,
+    );
   }
   return value;
 }
@@ -15,7 +17,9 @@ export function requireInteger(where: string, name: string, value: unknown, min:
 /** A duration or count that must be finite and >= min (min defaults to 0). */
 export function requireNumber(where: string, name: string, value: unknown, min = 0): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
-    throw new InvalidOptionsError(`${where}: ${name} must be a finite number >= ${min}, got ${show(value)}`);
+    throw new InvalidOptionsError(
+      `${where}: ${name} must be a finite number >= ${min}, got ${show(value)}`,
+    );
   }
   return value;
 }
@@ -23,15 +27,25 @@ export function requireNumber(where: string, name: string, value: unknown, min =
 /** A number that must be > 0. */
 export function requirePositive(where: string, name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new InvalidOptionsError(`${where}: ${name} must be a finite number > 0, got ${show(value)}`);
+    throw new InvalidOptionsError(
+      `${where}: ${name} must be a finite number > 0, got ${show(value)}`,
+    );
   }
   return value;
 }
 
 /** A ratio in [min, max]. */
-export function requireRatio(where: string, name: string, value: unknown, min = 0, max = 1): number {
+export function requireRatio(
+  where: string,
+  name: string,
+  value: unknown,
+  min = 0,
+  max = 1,
+): number {
   if (typeof value !== 'number' || !(value >= min && value <= max)) {
-    throw new InvalidOptionsError(`${where}: ${name} must be a number in [${min}, ${max}], got ${show(value)}`);
+    throw new InvalidOptionsError(
+      `${where}: ${name} must be a number in [${min}, ${max}], got ${show(value)}`,
+    );
   }
   return value;
 }

@@ -124,7 +124,11 @@ export class TestClock implements Clock {
     let best: PendingTimer | undefined;
     for (const timer of this.timers) {
       if (timer.at > target) continue;
-      if (best === undefined || timer.at < best.at || (timer.at === best.at && timer.id < best.id)) {
+      if (
+        best === undefined ||
+        timer.at < best.at ||
+        (timer.at === best.at && timer.id < best.id)
+      ) {
         best = timer;
       }
     }
