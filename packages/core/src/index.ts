@@ -36,3 +36,20 @@ export {
 } from './policy.js';
 export { pipeline, type Pipeline } from './pipeline.js';
 export { timeout, TimeoutPolicy, type TimeoutOptions, type TimeoutEvent } from './timeout.js';
+export {
+  circuitBreaker,
+  CircuitBreakerPolicy,
+  type CircuitBreakerOptions,
+  type CircuitBreakerEvent,
+  type BreakerState,
+  type BreakerSnapshot,
+  type BreakerTrigger,
+  type ConsecutiveTrigger,
+  type CountTrigger,
+  type TimeTrigger,
+  type SlowCallOptions,
+  type OpenBackoffOptions,
+  type HalfOpenOptions,
+  type OpenReason,
+  type WindowSnapshot,
+} from './circuit-breaker.js';
