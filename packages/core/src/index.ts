@@ -53,3 +53,48 @@ export {
   type OpenReason,
   type WindowSnapshot,
 } from './circuit-breaker.js';
+export {
+  hedge,
+  HedgePolicy,
+  HedgeCancelledError,
+  type HedgeOptions,
+  type HedgeDelay,
+  type FixedHedgeDelay,
+  type PercentileHedgeDelay,
+  type HedgeEvent,
+} from './hedge.js';
+export {
+  fallback,
+  FallbackPolicy,
+  whenCode,
+  whenInstanceOf,
+  type FallbackOptions,
+  type FallbackValueOptions,
+  type FallbackFnOptions,
+  type FallbackEvent,
+} from './fallback.js';
+export {
+  faultInjection,
+  FaultInjectionPolicy,
+  type FaultInjectionOptions,
+  type Fault,
+  type FaultInjectionEvent,
+} from './fault-injection.js';
+export { LatencyTracker, type LatencyTrackerOptions } from './latency-tracker.js';
+export { bulkhead, BulkheadPolicy, type BulkheadOptions, type BulkheadEvent } from './bulkhead.js';
+export {
+  rateLimiter,
+  RateLimiterPolicy,
+  type RateLimiterOptions,
+  type RateLimiterEvent,
+} from './rate-limiter.js';
+export {
+  concurrencyLimit,
+  ConcurrencyLimitPolicy,
+  type ConcurrencyLimitOptions,
+  type ConcurrencyLimitEvent,
+  type LimitOutcome,
+  type Permit,
+} from './concurrency-limit.js';
+export type { AimdLimitOptions } from './limit/aimd.js';
+export type { GradientLimitOptions } from './limit/gradient.js';

@@ -1,8 +1,16 @@
 /** Eager option checks whose messages name the option, the value and the fix. */
+import type { Clock } from './clock.js';
 import { InvalidOptionsError } from './errors.js';
+import type { Random } from './random.js';
 
 function show(value: unknown): string {
-  return typeof value === 'string' ? JSON.stringify(value) : String(value);
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (value === null || typeof value !== 'object') return String(value);
+  try {
+    return JSON.stringify(value) ?? typeof value;
+  } catch {
+    return 'an object';
+  }
 }
 
 export function requireInteger(where: string, name: string, value: unknown, min: number): number {
@@ -71,4 +79,43 @@ export function rejectUnknownKeys(where: string, options: object, known: readonl
       );
     }
   }
+}
+
+/** An injected clock must implement Clock; undefined means the system clock. */
+export function checkClock(where: string, clock: unknown): Clock | undefined {
+  if (clock === undefined) return undefined;
+  const candidate = (typeof clock === 'object' ? clock : null) as Partial<Clock> | null;
+  if (
+    candidate === null ||
+    typeof candidate.now !== 'function' ||
+    typeof candidate.setTimer !== 'function'
+  ) {
+    throw new InvalidOptionsError(
+      `${where}: clock must implement Clock (now(), wallNow(), setTimer()), got ${show(clock)}; omit it to use the system clock`,
+    );
+  }
+  return candidate as Clock;
+}
+
+/** An injected random must implement Random; undefined means the system random. */
+export function checkRandom(where: string, random: unknown): void {
+  if (
+    random !== undefined &&
+    (random === null || typeof random !== 'object' || typeof (random as Random).next !== 'function')
+  ) {
+    throw new InvalidOptionsError(
+      `${where}: random must implement Random (next()), got ${show(random)}; use seededRandom(seed) in tests`,
+    );
+  }
+}
+
+/** Names appear in events and errors: non-empty strings only. */
+export function checkName(where: string, name: unknown): string | undefined {
+  if (name === undefined) return undefined;
+  if (typeof name !== 'string' || name === '') {
+    throw new InvalidOptionsError(
+      `${where}: name must be a non-empty string (used in events and errors), got ${show(name)}`,
+    );
+  }
+  return name;
 }
