@@ -98,3 +98,33 @@ export {
 } from './concurrency-limit.js';
 export type { AimdLimitOptions } from './limit/aimd.js';
 export type { GradientLimitOptions } from './limit/gradient.js';
+export {
+  exponentialBackoff,
+  decorrelatedJitterBackoff,
+  constantBackoff,
+  customBackoff,
+  type Backoff,
+  type BackoffState,
+  type BackoffFunction,
+  type Jitter,
+  type ExponentialBackoffOptions,
+  type DecorrelatedJitterBackoffOptions,
+  type ConstantBackoffOptions,
+  type CustomBackoffOptions,
+} from './backoff.js';
+export {
+  retryBudget,
+  TokenRetryBudget,
+  type RetryBudget,
+  type RetryBudgetOptions,
+} from './retry-budget.js';
+export {
+  retry,
+  RetryPolicy,
+  type RetryOptions,
+  type RetryEvent,
+  type RetryScheduledEvent,
+  type RetrySucceededEvent,
+  type RetryExhaustedEvent,
+  type RetryBudgetExhaustedEvent,
+} from './retry.js';
