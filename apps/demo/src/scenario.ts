@@ -27,11 +27,11 @@ export interface DemoOptions {
 }
 
 export interface Style {
-  title(text: string): string;
-  ok(text: string): string;
-  warn(text: string): string;
-  bad(text: string): string;
-  dim(text: string): string;
+  title: (text: string) => string;
+  ok: (text: string) => string;
+  warn: (text: string) => string;
+  bad: (text: string) => string;
+  dim: (text: string) => string;
 }
 
 const plain: Style = { title: t => t, ok: t => t, warn: t => t, bad: t => t, dim: t => t };
