@@ -2,6 +2,8 @@
  * Helpers shared by the scenario scripts. Each scenario script runs ONE variant in a fresh
  * `node --expose-gc` process and prints one JSON line on stdout; `run.mjs` spawns them.
  */
+import { setImmediate } from 'node:timers';
+import process from 'node:process';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 

@@ -1,0 +1,499 @@
+/* eslint-disable @typescript-eslint/no-unsafe-return -- untyped .mjs: JSON records and opossum (no types); see README "Linting" */
+/**
+ * Benchmark driver. For every scenario and variant it starts a FRESH `node --expose-gc` process
+ * per run, interleaves the variants (rotating their order each run), takes the median over runs,
+ * prints Markdown tables with PASS/FAIL against the targets, and writes the figures as JSON.
+ *
+ *   node src/run.mjs [--runs 5] [--quick] [--scenario success,failure,memory] [--variant a,b]
+ *
+ * `--quick` is a smoke run: 1 run (unless --runs is given), 10x fewer calls, and the JSON goes to
+ * results/quick-latest.json instead of a dated file and latest.json.
+ */
+import process from 'node:process';
+import { spawnSync, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const benchDir = dirname(dirname(fileURLToPath(import.meta.url)));
+const resultsDir = join(benchDir, 'results');
+const SCENARIOS = ['success', 'failure', 'memory'];
+const CHILD_TIMEOUT_MS = 300_000;
+/** Failure path: chunk 10 over chunk 1 above this counts as growing (VM noise is ±15–30%). */
+const FLAT_LIMIT = 1.3;
+
+const { values: args } = parseArgs({
+  options: {
+    runs: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    scenario: { type: 'string' },
+    variant: { type: 'string' },
+  },
+  strict: true,
+});
+const runs = args.runs === undefined ? (args.quick ? 1 : 5) : Number(args.runs);
+if (!Number.isInteger(runs) || runs < 1) {
+  fail(`--runs must be a positive integer, got ${String(args.runs)}`);
+}
+const scenarios = args.scenario === undefined ? SCENARIOS : args.scenario.split(',');
+for (const s of scenarios) {
+  if (!SCENARIOS.includes(s)) fail(`unknown --scenario ${s}; known: ${SCENARIOS.join(', ')}`);
+}
+const variantFilter = args.variant?.split(',');
+
+const coreEntry = fileURLToPath(import.meta.resolve('@bulwark/core'));
+if (!existsSync(coreEntry)) {
+  fail(`${coreEntry} is missing: build first (\`npm run build\` or \`npx tsc -b\` at the root)`);
+}
+
+const started = Date.now();
+const environment = describeEnvironment();
+log(
+  `node ${environment.node}, ${environment.cpu.model} x${environment.cpu.count}, ` +
+    `runs ${runs}${args.quick ? ' (quick)' : ''}`,
+);
+
+const load = environment.loadAverageStart[0];
+if (load > environment.cpu.count / 2) {
+  log(
+    `warning: the machine is busy (1-min load average ${load.toFixed(1)}): figures will be noisy`,
+  );
+}
+
+const results = {};
+for (const scenario of scenarios) results[scenario] = runScenario(scenario);
+
+const summaries = {
+  success: summariseSuccess,
+  failure: summariseFailure,
+  memory: summariseMemory,
+};
+const output = [];
+const targets = [];
+for (const scenario of scenarios) {
+  const { table, checks } = summaries[scenario](results[scenario]);
+  output.push(table);
+  targets.push(...checks);
+}
+output.push(targetTable(targets));
+
+const elapsedS = Math.round((Date.now() - started) / 1000);
+environment.loadAverageEnd = os.loadavg();
+const report = {
+  date: new Date(started).toISOString(),
+  elapsedS,
+  config: { runs, quick: args.quick, scenarios, variantFilter: variantFilter ?? null },
+  environment,
+  scenarios: results,
+  targets,
+};
+const text = output.join('\n\n');
+process.stdout.write(`\n${text}\n\n`);
+
+mkdirSync(resultsDir, { recursive: true });
+const json = `${JSON.stringify(report, null, 2)}\n`;
+if (args.quick) {
+  writeFileSync(join(resultsDir, 'quick-latest.json'), json);
+  log(`wrote results/quick-latest.json (${elapsedS} s)`);
+} else {
+  const stamp = report.date.replace(/:/g, '').replace(/\.\d+Z$/, 'Z');
+  const file = `core-${stamp}.json`;
+  writeFileSync(join(resultsDir, file), json);
+  writeFileSync(join(resultsDir, 'latest.json'), json);
+  log(`wrote results/${file} and results/latest.json (${elapsedS} s)`);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function runScenario(scenario) {
+  const file = join('src', `${scenario}.mjs`);
+  const listed = child(file, ['--list']);
+  if (!Array.isArray(listed)) fail(`${file} --list failed: ${JSON.stringify(listed)}`);
+  const variants = listed.filter(
+    v => variantFilter === undefined || variantFilter.includes(v.name),
+  );
+  const byName = Object.fromEntries(variants.map(v => [v.name, { ...v, runs: [] }]));
+  for (let run = 0; run < runs; run++) {
+    // Rotate the order each run so no variant always runs first (or right after a heavy one).
+    const order = variants.map((_, i) => variants[(i + run) % variants.length]);
+    for (const variant of order) {
+      const result = child(file, ['--variant', variant.name, ...(args.quick ? ['--quick'] : [])]);
+      byName[variant.name].runs.push(result);
+      log(`[${scenario} ${run + 1}/${runs}] ${variant.name}: ${brief(result)}`);
+    }
+  }
+  for (const entry of Object.values(byName)) {
+    const skipped = entry.runs.find(r => r.skipped !== undefined);
+    const errored = entry.runs.find(r => r.error !== undefined);
+    if (skipped !== undefined) entry.skipped = skipped.skipped;
+    if (errored !== undefined) entry.error = errored.error;
+  }
+  return byName;
+}
+
+/** Runs one scenario script in a fresh process and returns its JSON line (or `{ error }`). */
+function child(file, extra) {
+  const res = spawnSync(process.execPath, ['--expose-gc', file, ...extra], {
+    cwd: benchDir,
+    encoding: 'utf8',
+    timeout: CHILD_TIMEOUT_MS,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  const last = res.stdout
+    ?.trim()
+    .split('\n')
+    .filter(line => line.startsWith('{') || line.startsWith('['))
+    .at(-1);
+  if (res.status === 0 && last !== undefined) {
+    try {
+      return JSON.parse(last);
+    } catch {
+      // fall through to the error below
+    }
+  }
+  const why = res.error?.message ?? `exit ${String(res.status ?? res.signal)}`;
+  const stderr = (res.stderr ?? '').trim().split('\n').slice(-6).join('\n');
+  return { error: `${why}${stderr ? `: ${stderr}` : ''}` };
+}
+
+function brief(result) {
+  if (result.skipped !== undefined) return `skipped (${result.skipped})`;
+  if (result.error !== undefined) return `ERROR ${result.error}`;
+  if (result.nsPerCall !== undefined) return `${fmt(result.nsPerCall)} ns/call`;
+  if (result.chunkNs !== undefined) {
+    return `${fmt(result.chunkNs[0])} → ${fmt(result.chunkNs.at(-1))} ns/call`;
+  }
+  if (result.bytesPerInstance !== undefined) return `${fmt(result.bytesPerInstance)} B/instance`;
+  return JSON.stringify(result);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Summaries. Every figure is the median over the runs; ratios are ratios of medians.
+
+function ok(entry) {
+  return entry !== undefined && entry.skipped === undefined && entry.error === undefined;
+}
+
+function unavailable(entry) {
+  if (entry === undefined) return 'not run';
+  return entry.skipped ?? `error: ${entry.error}`;
+}
+
+function summariseSuccess(variants) {
+  for (const v of Object.values(variants)) {
+    if (!ok(v)) continue;
+    const ns = v.runs.map(r => r.nsPerCall);
+    Object.assign(v, { medianNs: median(ns), minNs: Math.min(...ns), maxNs: Math.max(...ns) });
+  }
+  const bare = variants.bare;
+  const empty = variants['bulwark-empty'];
+  const rows = Object.entries(variants).map(([name, v]) => {
+    if (!ok(v)) return [name, v.label, unavailable(v), '', '', '', ''];
+    const overhead = ok(bare) ? v.medianNs - bare.medianNs : NaN;
+    const times = ok(bare) ? v.medianNs / bare.medianNs : NaN;
+    v.overheadNs = overhead;
+    // What the policies cost on top of the execution protocol (one promise, one `.then`).
+    const policies =
+      v.lib === '@bulwark/core' && name !== 'bulwark-empty' && ok(empty)
+        ? fmt(v.medianNs - empty.medianNs)
+        : '–';
+    return [
+      name,
+      v.label,
+      fmt(v.medianNs),
+      `${fmt(v.minNs)}–${fmt(v.maxNs)}`,
+      name === 'bare' ? '–' : fmt(overhead),
+      Number.isFinite(times) ? `${times.toFixed(1)}×` : 'n/a',
+      policies,
+    ];
+  });
+  const shape = Object.values(variants).find(ok)?.runs[0] ?? { warmup: 0, calls: 0 };
+  const table = markdown(
+    `1. Success path: median ns per sequential \`await\` (${fmt(shape.warmup)} warm-up, ` +
+      `${fmt(shape.calls)} timed calls)`,
+    [
+      'variant',
+      'configuration',
+      'median ns/call',
+      'range',
+      'overhead vs bare',
+      '× bare',
+      'vs bulwark-empty',
+    ],
+    rows,
+  );
+
+  const subject = variants.bulwark;
+  const checks = [
+    ratioCheck('success', 'bulwark ≤ cockatiel / 20', variants.cockatiel, subject, 20),
+    ratioCheck('success', 'bulwark ≤ opossum / 2.5', variants.opossum, subject, 2.5),
+    overheadCheck('success', 'bulwark composite adds ≤ 250 ns (§10.1 goal)', subject, bare, 250),
+  ];
+  for (const name of ['bulwark-timeout', 'bulwark-retry', 'bulwark-breaker']) {
+    checks.push(
+      overheadCheck('success', `${name} adds ≤ 100 ns (§10.1 goal)`, variants[name], bare, 100),
+    );
+  }
+  return { table, checks };
+}
+
+function ratioCheck(scenario, name, peer, subject, factor) {
+  if (!ok(peer) || !ok(subject)) {
+    return { scenario, name, result: 'n/a', why: unavailable(ok(peer) ? subject : peer) };
+  }
+  const ratio = peer.medianNs / subject.medianNs;
+  return {
+    scenario,
+    name,
+    measured: `${fmt(peer.medianNs)} / ${fmt(subject.medianNs)} = ${ratio.toFixed(1)}×`,
+    limit: `≥ ${factor}×`,
+    value: ratio,
+    result: ratio >= factor ? 'PASS' : 'FAIL',
+  };
+}
+
+function overheadCheck(scenario, name, subject, bare, limitNs) {
+  if (!ok(subject) || !ok(bare)) {
+    return { scenario, name, result: 'n/a', why: unavailable(ok(bare) ? subject : bare) };
+  }
+  const added = subject.medianNs - bare.medianNs;
+  return {
+    scenario,
+    name,
+    measured: `${fmt(added)} ns`,
+    limit: `≤ ${limitNs} ns`,
+    value: added,
+    result: added <= limitNs ? 'PASS' : 'FAIL',
+  };
+}
+
+function summariseFailure(variants) {
+  for (const v of Object.values(variants)) {
+    if (!ok(v)) continue;
+    const chunks = v.runs[0].chunkNs.length;
+    const c = (v.medianChunkNs = Array.from({ length: chunks }, (_, i) =>
+      median(v.runs.map(r => r.chunkNs[i])),
+    ));
+    v.firstNs = c[0];
+    v.lastNs = c[chunks - 1];
+    // Chunk 1 of a fresh instance still pays for re-optimisation; the later chunks are steady.
+    v.steadyNs = median(c.slice(1));
+    v.growth = median(c.slice(-3)) / median(c.slice(1, 4));
+  }
+  const bare = variants.bare;
+  const rows = Object.entries(variants).map(([name, v]) => {
+    if (!ok(v)) return [name, v.label, unavailable(v), '', '', '', '', '', ''];
+    v.addedNs = ok(bare)
+      ? { first: v.firstNs - bare.firstNs, steady: v.steadyNs - bare.steadyNs }
+      : { first: NaN, steady: NaN };
+    return [
+      name,
+      v.label,
+      fmt(v.firstNs),
+      fmt(v.lastNs),
+      (v.lastNs / v.firstNs).toFixed(2),
+      fmt(v.steadyNs),
+      v.growth.toFixed(2),
+      fmt(Math.max(...v.medianChunkNs)),
+      name === 'bare' ? '–' : `${fmt(v.addedNs.first)} / ${fmt(v.addedNs.steady)}`,
+    ];
+  });
+  const first = Object.values(variants).find(ok);
+  const size = first?.runs[0].chunkSize ?? 0;
+  const table = markdown(
+    `2. Failure path: median ns per failing call, 10 chunks of ${fmt(size)} calls`,
+    [
+      'variant',
+      'configuration',
+      'chunk 1',
+      'chunk 10',
+      'chunk 10 / chunk 1',
+      'steady (chunks 2–10)',
+      'growth (8–10 / 2–4)',
+      'worst chunk',
+      'added vs bare (chunk 1 / steady)',
+    ],
+    rows,
+  );
+
+  const checks = [];
+  for (const name of ['bulwark', 'bulwark-time']) {
+    const subject = variants[name];
+    if (!ok(subject) || !ok(bare)) {
+      const why = unavailable(ok(bare) ? subject : bare);
+      checks.push({
+        scenario: 'failure',
+        name: `${name} adds ≤ 2 µs per failing call`,
+        result: 'n/a',
+        why,
+      });
+      checks.push({
+        scenario: 'failure',
+        name: `${name} failure cost is flat`,
+        result: 'n/a',
+        why,
+      });
+      continue;
+    }
+    const added = subject.addedNs.steady;
+    checks.push({
+      scenario: 'failure',
+      name: `${name} adds ≤ 2 µs per failing call (steady, chunks 2–10)`,
+      measured: `${fmt(added)} ns`,
+      limit: '≤ 2,000 ns',
+      value: added,
+      result: added <= 2000 ? 'PASS' : 'FAIL',
+    });
+    checks.push({
+      scenario: 'failure',
+      name: `${name} failure cost is flat (chunks 8–10 / chunks 2–4)`,
+      measured: subject.growth.toFixed(2),
+      limit: `≤ ${FLAT_LIMIT}`,
+      value: subject.growth,
+      result: subject.growth <= FLAT_LIMIT ? 'PASS' : 'FAIL',
+    });
+  }
+  return { table, checks };
+}
+
+function summariseMemory(variants) {
+  for (const v of Object.values(variants)) {
+    if (!ok(v)) continue;
+    v.medianBytes = median(v.runs.map(r => r.bytesPerInstance));
+    v.medianExternalBytes = median(v.runs.map(r => r.externalBytesPerInstance));
+    v.medianCreateNs = median(v.runs.map(r => r.nsToCreate));
+    v.timersPerInstance = median(v.runs.map(r => r.timersPerInstance));
+  }
+  const rows = Object.entries(variants).map(([name, v]) =>
+    ok(v)
+      ? [
+          name,
+          v.label,
+          fmt(v.medianBytes),
+          fmt(v.medianExternalBytes),
+          (v.medianCreateNs / 1000).toFixed(1),
+          String(v.timersPerInstance),
+        ]
+      : [name, v.label, unavailable(v), '', '', ''],
+  );
+  const first = Object.values(variants).find(ok);
+  const count = first?.runs[0].count ?? 0;
+  const table = markdown(
+    `3. Memory: retained bytes per breaker (${fmt(count)} kept alive; V8 heap + off-heap)`,
+    [
+      'variant',
+      'configuration',
+      'bytes/breaker',
+      'of which off-heap',
+      'µs to create',
+      'timers/breaker',
+    ],
+    rows,
+  );
+  const checks = [];
+  for (const name of ['bulwark-time', 'bulwark-consecutive', 'bulwark-time-used']) {
+    const v = variants[name];
+    if (!ok(v)) {
+      checks.push({
+        scenario: 'memory',
+        name: `${name} ≤ 1 KB`,
+        result: 'n/a',
+        why: unavailable(v),
+      });
+      continue;
+    }
+    checks.push({
+      scenario: 'memory',
+      name: `${name} ≤ 1 KB per breaker`,
+      measured: `${fmt(v.medianBytes)} B`,
+      limit: '≤ 1,024 B',
+      value: v.medianBytes,
+      result: v.medianBytes <= 1024 ? 'PASS' : 'FAIL',
+    });
+    checks.push({
+      scenario: 'memory',
+      name: `${name} arms no per-instance timer (§10.1 goal)`,
+      measured: String(v.timersPerInstance),
+      limit: '0',
+      value: v.timersPerInstance,
+      result: v.timersPerInstance === 0 ? 'PASS' : 'FAIL',
+    });
+  }
+  return { table, checks };
+}
+
+function targetTable(checks) {
+  return markdown(
+    'Targets',
+    ['scenario', 'target', 'measured', 'limit', 'result'],
+    checks.map(c => [c.scenario, c.name, c.measured ?? c.why ?? '', c.limit ?? '', c.result]),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function describeEnvironment() {
+  const cpus = os.cpus();
+  return {
+    node: process.version,
+    v8: process.versions.v8,
+    platform: `${process.platform} ${os.release()} ${process.arch}`,
+    cpu: { model: cpus[0]?.model.trim() ?? 'unknown', count: cpus.length },
+    totalMemGB: Math.round(os.totalmem() / 2 ** 30),
+    loadAverageStart: os.loadavg(),
+    packages: {
+      '@bulwark/core': packageVersion('@bulwark/core'),
+      cockatiel: packageVersion('cockatiel'),
+      opossum: packageVersion('opossum'),
+    },
+    git: git(),
+  };
+}
+
+function packageVersion(name) {
+  try {
+    const file = fileURLToPath(import.meta.resolve(`${name}/package.json`));
+    return JSON.parse(readFileSync(file, 'utf8')).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function git() {
+  try {
+    const opts = { cwd: benchDir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] };
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], opts).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', '../packages/core'], opts);
+    return { commit, coreDirty: dirty.trim() !== '' };
+  } catch {
+    return null;
+  }
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+function fmt(n) {
+  if (!Number.isFinite(n)) return 'n/a';
+  return Math.round(n).toLocaleString('en-US');
+}
+
+function markdown(title, header, rows) {
+  const line = cells => `| ${cells.join(' | ')} |`;
+  const rule = header.map((_, i) => (i < 2 ? '---' : '---:'));
+  return [`### ${title}`, '', line(header), line(rule), ...rows.map(line)].join('\n');
+}
+
+function log(message) {
+  process.stderr.write(`${message}\n`);
+}
+
+function fail(message) {
+  log(`bench: ${message}`);
+  process.exit(1);
+}
