@@ -29,6 +29,7 @@ export {
   type Composable,
   type ExecuteOptions,
   type ExecutionContext,
+  type Context,
   type Policy,
   type Sink,
   type Step,

@@ -19,6 +19,11 @@ export interface ExecutionContext {
   readonly deadline: Deadline | undefined;
   /** 1 for the first attempt, 2 for the first retry, and so on. */
   readonly attempt: number;
+  /**
+   * False when nothing can ever abort this call (no deadline, no caller signal, no timeout or
+   * hedge around it). Clients can then skip wiring `signal` into their I/O: it never fires.
+   */
+  readonly cancellable: boolean;
 }
 
 export type Work<T> = (context: ExecutionContext) => T | PromiseLike<T>;
@@ -48,6 +53,9 @@ export class Context implements ExecutionContext {
   get signal(): AbortSignal {
     return this.scope.signal;
   }
+  get cancellable(): boolean {
+    return this.scope !== NEVER_SCOPE;
+  }
   get deadline(): Deadline | undefined {
     if (this.made === undefined && this.expiresAt !== Infinity) {
       // The scope already aborts at expiresAt (whoever set the limit enforces it).
@@ -74,9 +82,12 @@ export interface Composable<R = never> {
 
 export interface ExecuteOptions {
   /** Cancels the call; the promise rejects with `CancelledError` (cause: the signal's reason). */
-  signal?: AbortSignal;
-  /** Runs the call under this deadline; the promise rejects with `DeadlineExceededError` when it passes. */
-  deadline?: Deadline;
+  signal?: AbortSignal | undefined;
+  /**
+   * Runs the call under this deadline; the promise rejects with `DeadlineExceededError` when it
+   * passes. `undefined` is accepted so `{ deadline: currentDeadline() }` works as written.
+   */
+  deadline?: Deadline | undefined;
 }
 
 export interface Policy<R = never> extends Composable<R> {
@@ -144,22 +155,37 @@ class RootSink<T> implements Sink<T>, AbortListener {
   }
 }
 
+/** The context of every call nothing can cancel from outside: contexts are immutable, so one will do. */
+const FREE_CONTEXT = new Context(NEVER_SCOPE, Infinity, 1, systemClock);
+
+// `new Promise(executor)` with one shared executor that parks resolve and reject here, so a call
+// allocates no executor closure; they are picked up right after the constructor returns.
+let parkedResolve: (value: never) => void = () => {};
+let parkedReject: (error: unknown) => void = () => {};
+function park(resolve: (value: never) => void, reject: (error: unknown) => void): void {
+  parkedResolve = resolve;
+  parkedReject = reject;
+}
+
 /** Runs a composed step as a promise. Shared by every policy's and pipeline's `execute`. */
 export function runStep<T>(step: Step, work: Work<T>, options?: ExecuteOptions): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
+  const promise = new Promise<T>(park);
+  const resolve = parkedResolve as (value: T) => void;
+  const reject = parkedReject;
+  try {
     const signal = options?.signal;
     const deadline = options?.deadline;
     if (signal === undefined && deadline === undefined) {
       // The hot path: nothing can cancel the call from outside, so no scope, no listener.
-      step(work, new Context(NEVER_SCOPE, Infinity, 1, systemClock), { ok: resolve, fail: reject });
-      return;
+      step(work, FREE_CONTEXT, { ok: resolve, fail: reject });
+      return promise;
     }
     const scope = new Scope();
     const root = new RootSink(resolve, reject, scope);
     if (signal !== undefined) {
       if (signal.aborted) {
         reject(new CancelledError({ cause: signal.reason }));
-        return;
+        return promise;
       }
       root.signal = signal;
       signal.addEventListener('abort', root, { once: true });
@@ -167,7 +193,7 @@ export function runStep<T>(step: Step, work: Work<T>, options?: ExecuteOptions):
     if (deadline !== undefined) {
       if (deadline.expired) {
         root.fail(deadline.scope.aborted ? deadline.scope.reason : new DeadlineExceededError());
-        return;
+        return promise;
       }
       root.deadline = deadline;
       deadline.onAbort(root);
@@ -183,7 +209,11 @@ export function runStep<T>(step: Step, work: Work<T>, options?: ExecuteOptions):
       ),
       root,
     );
-  });
+  } catch (error) {
+    // Steps report through their sink; this only catches a bug, and still settles the call.
+    reject(error);
+  }
+  return promise;
 }
 
 /** Base class for policies: `execute` composes the policy alone, once, and runs it. */

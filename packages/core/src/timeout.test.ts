@@ -77,9 +77,9 @@ describe('timeout', () => {
     ).rejects.toBe(boom);
   });
 
-  it('expires concurrent calls in order with one timer', async () => {
+  it('expires concurrent calls in order with one timer (exact mode)', async () => {
     const clock = new TestClock();
-    const policy = timeout({ timeoutMs: 100, clock });
+    const policy = timeout({ timeoutMs: 100, resolutionMs: 0, clock });
     const a = policy.execute(() => new Promise(() => {}));
     await clock.advance(30);
     const b = policy.execute(() => new Promise(() => {}));
@@ -152,7 +152,59 @@ describe('timeout', () => {
     expect(result.error).toMatchObject({ code: 'TIMEOUT', timeoutMs: 100 });
   });
 
+  it('times a call that starts while others run without reading the clock, never early', async () => {
+    const clock = new TestClock();
+    let reads = 0;
+    const counting = Object.assign(Object.create(clock) as TestClock, {
+      now: () => {
+        reads++;
+        return clock.now();
+      },
+    });
+    const policy = timeout({ timeoutMs: 100, resolutionMs: 10, clock: counting });
+    const first = observe(policy.execute(() => new Promise(() => {})));
+    expect(reads).toBe(1); // idle start: one exact read
+    await clock.advance(35); // ticks at 10, 20, 30
+    const readsBefore = reads;
+    let seen: number | undefined;
+    const second = observe(
+      policy.execute(ctx => {
+        seen = ctx.deadline?.expiresAt;
+        return new Promise(() => {});
+      }),
+    );
+    expect(reads).toBe(readsBefore); // no read on the busy path
+    expect(seen).toBe(130); // told the conservative expiry: last tick (30) + 100
+    await clock.advance(65); // t = 100
+    expect(first.state).toBe('rejected');
+    expect(second.state).toBe('pending');
+    await clock.advance(34); // t = 134: started at 35, must not have expired before 135
+    expect(second.state).toBe('pending');
+    await clock.advance(6); // sealed at the tick at 40: expires at 140
+    expect(isTimeoutError(second.error)).toBe(true);
+    // Idle again: the ticker stops at its next tick and leaves nothing behind.
+    await clock.advance(10);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('holds the process open only while calls are in flight', async () => {
+    const clock = new TestClock();
+    const policy = timeout({ timeoutMs: 100, clock });
+    const work = controllable<number>();
+    const call = observe(policy.execute(work.work));
+    expect(clock.referencedTimers).toBe(1);
+    work.resolve(1);
+    await clock.advance(0);
+    expect(call.value).toBe(1);
+    expect(clock.referencedTimers).toBe(0);
+  });
+
   it('validates options with messages that name the fix', () => {
+    expect(() => timeout({ timeoutMs: 10, resolutionMs: 20 })).toThrow(
+      /resolutionMs \(20\) must be <= timeoutMs \(10\)/,
+    );
+    expect(() => timeout({ timeoutMs: 10, resolutionMs: -1 })).toThrow(/resolutionMs must be/);
+    expect(() => timeout({ timeoutMs: 10, name: '' })).toThrow(/name must be a non-empty string/);
     expect(() => timeout({ timeoutMs: 0 })).toThrow(/timeoutMs must be a finite number > 0, got 0/);
     expect(() => timeout({ timeoutMs: Number.NaN })).toThrow(/timeoutMs/);
     expect(() => timeout({} as never)).toThrow(/timeoutMs/);

@@ -5,17 +5,33 @@
  * earlier, the deadline wins and the call rejects with its reason (`DeadlineExceededError`).
  */
 import { systemClock, type Clock } from './clock.js';
-import { TimeoutError } from './errors.js';
+import { InvalidOptionsError, TimeoutError } from './errors.js';
 import { Emitter, type Subscribe } from './events.js';
 import { Context, PolicyBase, type Sink, type Step } from './policy.js';
 import { Scope, type AbortListener } from './scope.js';
-import { TimerQueue, type QueueEntry } from './timer-queue.js';
-import { rejectUnknownKeys, requireObject, requirePositive } from './validate.js';
+import { TickQueue, type TickEntry } from './tick-queue.js';
+import { TimerQueue } from './timer-queue.js';
+import {
+  checkClock,
+  checkName,
+  rejectUnknownKeys,
+  requireNumber,
+  requireObject,
+  requirePositive,
+} from './validate.js';
 
 export interface TimeoutOptions {
   /** The limit for one run of the work, in milliseconds. Required. */
   timeoutMs: number;
-  /** Name used in events and errors. Default `"timeout"`. */
+  /**
+   * How precisely a call that starts while others are in flight is timed, in milliseconds. Such
+   * calls read no clock (see tick-queue.ts) and time out between `timeoutMs` and
+   * `timeoutMs + resolutionMs` after they start; a call that starts while the policy is idle is
+   * timed exactly. `0` times every call exactly, at the cost of a clock read per call.
+   * Default: `timeoutMs / 50`, at least 1 and at most 25.
+   */
+  resolutionMs?: number;
+  /** Name used in events. Default `"timeout"`. */
   name?: string;
   /** Default: the system clock. */
   clock?: Clock;
@@ -30,39 +46,71 @@ export interface TimeoutEvent {
 export class TimeoutPolicy extends PolicyBase {
   readonly name: string;
   readonly timeoutMs: number;
-  private readonly clock: Clock;
+  readonly resolutionMs: number;
+  /** @internal */
+  readonly clock: Clock;
   private readonly emitter = new Emitter<TimeoutEvent>();
   readonly onEvent: Subscribe<TimeoutEvent> = this.emitter.subscribe;
 
   constructor(options: TimeoutOptions) {
     super();
     requireObject('timeout', options);
-    rejectUnknownKeys('timeout', options, ['timeoutMs', 'name', 'clock']);
+    rejectUnknownKeys('timeout', options, ['timeoutMs', 'resolutionMs', 'name', 'clock']);
     this.timeoutMs = requirePositive('timeout', 'timeoutMs', options.timeoutMs);
-    this.name = options.name ?? 'timeout';
-    this.clock = options.clock ?? systemClock;
+    this.resolutionMs =
+      options.resolutionMs === undefined
+        ? Math.min(25, Math.max(1, this.timeoutMs / 50))
+        : requireNumber('timeout', 'resolutionMs', options.resolutionMs);
+    if (this.resolutionMs > this.timeoutMs) {
+      throw new InvalidOptionsError(
+        `timeout: resolutionMs (${this.resolutionMs}) must be <= timeoutMs (${this.timeoutMs}); omit it for the default`,
+      );
+    }
+    this.name = checkName('timeout', options.name) ?? 'timeout';
+    this.clock = checkClock('timeout', options.clock) ?? systemClock;
   }
 
   compose(next: Step): Step {
-    const queue = new TimerQueue<TimeoutCall<unknown>>(this.clock);
     const clock = this.clock;
     const timeoutMs = this.timeoutMs;
+    if (this.resolutionMs === 0) {
+      const queue = new TimerQueue<TimeoutCall<unknown>>(clock);
+      return (work, context, sink) => {
+        let expiresAt = clock.now() + timeoutMs;
+        // An earlier outer limit (deadline or outer timeout) enforces itself through the parent
+        // scope; this call only queues its own, earlier expiry.
+        const queued = context.expiresAt > expiresAt;
+        if (!queued) expiresAt = context.expiresAt;
+        const call = new TimeoutCall(
+          expiresAt,
+          context.scope,
+          sink,
+          queued ? queue : undefined,
+          this,
+        );
+        context.scope.add(call);
+        if (call.settled) return; // the parent had already aborted
+        if (queued) queue.add(call);
+        next(work, new Context(call, expiresAt, context.attempt, clock), call);
+      };
+    }
+    const queue = new TickQueue<TimeoutCall<unknown>>(clock, timeoutMs, this.resolutionMs);
     return (work, context, sink) => {
-      let expiresAt = clock.now() + timeoutMs;
-      // An earlier outer limit (deadline or outer timeout) enforces itself through the parent
-      // scope; this call only queues its own, earlier expiry.
+      const exact = !queue.ticking;
+      let expiresAt = queue.begin();
       const queued = context.expiresAt > expiresAt;
       if (!queued) expiresAt = context.expiresAt;
       const call = new TimeoutCall(
         expiresAt,
-        sink,
         context.scope,
+        sink,
         queued ? queue : undefined,
         this,
       );
+      if (exact) call.fireAt = expiresAt;
       context.scope.add(call);
-      if (call.settled) return; // the parent had already aborted
-      if (queued) queue.add(call);
+      if (call.settled) return;
+      if (queued) queue.add(call, exact);
       next(work, new Context(call, expiresAt, context.attempt, clock), call);
     };
   }
@@ -77,15 +125,23 @@ export class TimeoutPolicy extends PolicyBase {
   }
 }
 
-/** One timed run: the sink for the work, the child scope the work sees, and a queue entry. */
-class TimeoutCall<T> extends Scope implements Sink<T>, QueueEntry, AbortListener {
+/** Either queue: exact (a clock read per call) or ticking. */
+interface Finisher {
+  finish(entry: TimeoutCall<unknown>): void;
+}
+
+/** One timed run: the child scope the work sees, the sink it settles, and a timer-queue entry. */
+class TimeoutCall<T> extends Scope implements Sink<T>, TickEntry, AbortListener {
   done = false;
   settled = false;
+  /** When the ticking queue fires it (set when the call's generation is sealed). */
+  fireAt = Infinity;
   constructor(
+    /** The limit the work is told, and the exact queue's expiry. */
     readonly expiresAt: number,
-    private readonly sink: Sink<T>,
     private readonly parent: Scope,
-    private readonly queue: TimerQueue<TimeoutCall<unknown>> | undefined,
+    private readonly sink: Sink<T>,
+    private readonly queue: Finisher | undefined,
     private readonly policy: TimeoutPolicy,
   ) {
     super();
