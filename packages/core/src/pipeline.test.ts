@@ -79,6 +79,8 @@ describe('pipeline', () => {
     // A later abort reaches no finished call (no listener left behind on a long-lived deadline).
     controller.abort();
     deadline.cancel();
+    // The timeout's ticker stops at its next tick (resolutionMs = 2 ms here) with nothing pending.
+    await clock.advance(2);
     expect(clock.referencedTimers).toBe(0);
   });
 

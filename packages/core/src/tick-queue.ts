@@ -10,8 +10,9 @@
  *   start + timeoutMs. A call therefore never times out early, and at most `resolutionMs` (plus
  *   timer lateness) late. Its work is told the conservative expiry (last tick + timeoutMs), so
  *   downstream services are never promised more time than they have.
- * - The ticker stops at the first tick that finds nothing pending; it is unref'd while nothing is
- *   pending, so it never holds a process open.
+ * - The ticker stops at the first tick that finds nothing pending, so it holds a process open at
+ *   most `resolutionMs` after the last call. It is never ref'd and unref'd per call: that pair of
+ *   native calls cost more than the rest of a busy call's bookkeeping.
  *
  * All timeouts of one policy share the duration, so sealing in arrival order keeps the FIFO
  * sorted by expiry and the head is always the next to expire.
@@ -32,7 +33,6 @@ export class TickQueue<E extends TickEntry> {
   /** Entries from `sealed` to `tail` await the next tick for their expiry. */
   private sealed = 0;
   private timer: TimerHandle | undefined;
-  private referenced = false;
   /** Clock time of the last tick (or of the start); meaningful while the ticker runs. */
   private stamp = 0;
 
@@ -60,7 +60,6 @@ export class TickQueue<E extends TickEntry> {
     const now = this.clock.now();
     this.stamp = now;
     this.timer = this.clock.setTimer(() => this.tick(), this.resolutionMs);
-    this.referenced = true;
     return now + this.timeoutMs;
   }
 
@@ -75,10 +74,6 @@ export class TickQueue<E extends TickEntry> {
       entry.fireAt = Infinity;
       this.items[this.tail++] = entry;
     }
-    if (!this.referenced && this.timer !== undefined) {
-      this.timer.ref();
-      this.referenced = true;
-    }
   }
 
   /** Marks an entry finished and drops finished entries from the head. */
@@ -87,12 +82,7 @@ export class TickQueue<E extends TickEntry> {
     const items = this.items;
     while (this.head < this.tail && (items[this.head] as E).done) items[this.head++] = undefined;
     if (this.sealed < this.head) this.sealed = this.head;
-    if (this.head === this.tail) {
-      if (this.referenced && this.timer !== undefined) {
-        this.timer.unref();
-        this.referenced = false;
-      }
-    } else if (this.head > 1024 && this.head * 2 > this.tail) {
+    if (this.head !== this.tail && this.head > 1024 && this.head * 2 > this.tail) {
       this.items = items.slice(this.head, this.tail);
       this.tail -= this.head;
       this.sealed -= this.head;
@@ -119,10 +109,8 @@ export class TickQueue<E extends TickEntry> {
     if (this.head === this.tail) {
       // Idle: stop; the next call reads the clock and starts again.
       this.timer = undefined;
-      this.referenced = false;
       return;
     }
     this.timer = this.clock.setTimer(() => this.tick(), this.resolutionMs);
-    this.referenced = true;
   }
 }

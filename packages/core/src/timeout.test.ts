@@ -32,9 +32,9 @@ function controllable<T>() {
 }
 
 describe('timeout', () => {
-  it('passes a fast result through and leaves no referenced timer behind', async () => {
+  it('passes a fast result through and leaves no referenced timer behind (exact mode)', async () => {
     const clock = new TestClock();
-    const policy = timeout({ timeoutMs: 100, clock });
+    const policy = timeout({ timeoutMs: 100, resolutionMs: 0, clock });
     await expect(policy.execute(async () => 42)).resolves.toBe(42);
     await expect(policy.execute(() => 'sync')).resolves.toBe('sync');
     expect(clock.referencedTimers).toBe(0);
@@ -187,16 +187,17 @@ describe('timeout', () => {
     expect(clock.pendingTimers).toBe(0);
   });
 
-  it('holds the process open only while calls are in flight', async () => {
+  it('holds the process open at most resolutionMs after the last call', async () => {
     const clock = new TestClock();
-    const policy = timeout({ timeoutMs: 100, clock });
+    const policy = timeout({ timeoutMs: 100, resolutionMs: 5, clock });
     const work = controllable<number>();
     const call = observe(policy.execute(work.work));
     expect(clock.referencedTimers).toBe(1);
     work.resolve(1);
     await clock.advance(0);
     expect(call.value).toBe(1);
-    expect(clock.referencedTimers).toBe(0);
+    await clock.advance(5);
+    expect(clock.pendingTimers).toBe(0);
   });
 
   it('validates options with messages that name the fix', () => {
