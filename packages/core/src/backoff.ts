@@ -13,7 +13,13 @@
  */
 import { InvalidOptionsError } from './errors.js';
 import type { Random } from './random.js';
-import { rejectUnknownKeys, requireFunction, requireNumber, requirePositive } from './validate.js';
+import {
+  describeValue,
+  rejectUnknownKeys,
+  requireFunction,
+  requireNumber,
+  requirePositive,
+} from './validate.js';
 
 /** What a backoff sees when asked for the next delay. */
 export interface BackoffState {
@@ -164,29 +170,12 @@ class CustomBackoff implements Backoff {
   }
 }
 
-/** For messages: strings quoted, objects named by kind (String() would print [object Object]). */
-function show(value: unknown): string {
-  switch (typeof value) {
-    case 'object':
-      return value === null ? 'null' : 'an object without the needed methods';
-    case 'function':
-      return 'a function';
-    case 'string':
-      return JSON.stringify(value);
-    case 'number':
-    case 'bigint':
-    case 'boolean':
-    case 'undefined':
-      return String(value);
-    default:
-      return typeof value;
-  }
-}
-
 function optionsObject(where: string, options: unknown): Record<string, unknown> {
   if (options === undefined) return {};
   if (options === null || typeof options !== 'object') {
-    throw new InvalidOptionsError(`${where}: expected an options object, got ${show(options)}`);
+    throw new InvalidOptionsError(
+      `${where}: expected an options object, got ${describeValue(options)}`,
+    );
   }
   return options as Record<string, unknown>;
 }
@@ -239,7 +228,7 @@ export function constantBackoff(options: ConstantBackoffOptions): Backoff {
   const where = 'constantBackoff';
   if (options === null || typeof options !== 'object') {
     throw new InvalidOptionsError(
-      `${where}: expected an options object such as constantBackoff({ delayMs: 200 }), got ${show(options)}`,
+      `${where}: expected an options object such as constantBackoff({ delayMs: 200 }), got ${describeValue(options)}`,
     );
   }
   rejectUnknownKeys(where, options, ['delayMs']);

@@ -8,12 +8,18 @@
 import { systemClock, type Clock } from './clock.js';
 import { BulkheadFullError, DeadlineExceededError } from './errors.js';
 import { Emitter, type Subscribe } from './events.js';
-import { checkClock, checkName } from './validate.js';
-import { WaitList, type ListNode } from './wait-list.js';
 import { PolicyBase, type Context, type Sink, type Step, type Work } from './policy.js';
 import type { AbortListener } from './scope.js';
 import { TimerQueue, type QueueEntry } from './timer-queue.js';
-import { rejectUnknownKeys, requireInteger, requireObject, requirePositive } from './validate.js';
+import {
+  checkClock,
+  checkName,
+  rejectUnknownKeys,
+  requireInteger,
+  requireObject,
+  requirePositive,
+} from './validate.js';
+import { WaitList, type ListNode } from './wait-list.js';
 
 export interface BulkheadOptions {
   /** How many calls may run at the same time. Required; an integer >= 1. */
@@ -165,8 +171,11 @@ export class BulkheadPolicy extends PolicyBase {
     }
     const now = this.clock.now();
     if (context.expiresAt <= now) {
-      // No time left to wait in: do not queue a call that could only run past its deadline.
-      sink.fail(new DeadlineExceededError());
+      // No time left to wait in: do not queue a call that could only run past its deadline. When
+      // the limit's owner (an outer timeout, say) has already aborted the scope, its reason is the
+      // error; otherwise its timer has not fired yet and the deadline's error stands in.
+      const scope = context.scope;
+      sink.fail(scope.aborted ? scope.reason : new DeadlineExceededError());
       return;
     }
     const waiter = new BulkheadWaiter(

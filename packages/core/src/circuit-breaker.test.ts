@@ -1,7 +1,9 @@
 import { describe, expect, it, vi } from 'vitest';
 import { TestClock } from '@bulwark/testing';
 import {
+  BREAKER_IGNORED_CODES,
   circuitBreaker,
+  isIgnoredByBreaker,
   type BreakerSnapshot,
   type CircuitBreakerEvent,
   type CircuitBreakerOptions,
@@ -9,13 +11,20 @@ import {
 } from './circuit-breaker.js';
 import { Deadline } from './deadline.js';
 import {
+  BulkheadFullError,
+  BulwarkError,
+  CancelledError,
   CircuitOpenError,
   InvalidOptionsError,
+  LoadShedError,
+  RateLimitedError,
   isCancelledError,
   isCircuitOpenError,
   isDeadlineExceededError,
   isTimeoutError,
 } from './errors.js';
+import { bulkhead } from './bulkhead.js';
+import { HedgeCancelledError } from './hedge.js';
 import { pipeline } from './pipeline.js';
 import type { Work } from './policy.js';
 import { timeout } from './timeout.js';
@@ -548,11 +557,12 @@ describe('circuitBreaker: concurrency in half-open', () => {
 });
 
 describe('circuitBreaker: probes and cancellation', () => {
-  it('a probe cancelled by its caller frees its slot and counts as a failed probe', async () => {
+  it('with ignore off, a probe cancelled by its caller frees its slot and counts as a failed probe', async () => {
     const clock = new TestClock();
     const breaker = circuitBreaker({
       trigger: { kind: 'consecutive', failures: 1 },
       openMs: 100,
+      ignore: () => false,
       clock,
     });
     await failTimes(breaker, 1);
@@ -1085,8 +1095,9 @@ describe('circuitBreaker: validation', () => {
       { trigger: consecutive, isResultFailure: 'x' },
       /isResultFailure must be a function, got "x"/,
     ],
-    ['name', { trigger: consecutive, name: '' }, /name must be a non-empty string, got ""/],
-    ['clock', { trigger: consecutive, clock: {} }, /clock must be a Clock/],
+    ['ignore', { trigger: consecutive, ignore: 'x' }, /ignore must be a function, got "x"/],
+    ['name', { trigger: consecutive, name: '' }, /name must be a non-empty string .*got ""/],
+    ['clock', { trigger: consecutive, clock: {} }, /clock must implement Clock/],
     [
       'initialState',
       { trigger: consecutive, initialState: 'open' },
@@ -1112,5 +1123,170 @@ describe('circuitBreaker: validation', () => {
     expect(breaker.name).toBe('circuit-breaker');
     expect(breaker.openMs).toBe(30_000);
     expect(breaker.state).toBe('closed');
+  });
+});
+
+describe('circuitBreaker: ignored outcomes', () => {
+  const notAboutHealth: [string, unknown][] = [
+    ['CANCELLED', new CancelledError()],
+    ['CANCELLED (hedge loser)', new HedgeCancelledError(2)],
+    ['BULKHEAD_FULL', new BulkheadFullError('pool')],
+    ['RATE_LIMITED', new RateLimitedError('api', 10)],
+    ['LOAD_SHED', new LoadShedError()],
+    ['CIRCUIT_OPEN', new CircuitOpenError('inner', 1000)],
+  ];
+
+  it('exports the default list of ignored codes', () => {
+    expect([...BREAKER_IGNORED_CODES].sort()).toEqual(
+      ['BULKHEAD_FULL', 'CANCELLED', 'CIRCUIT_OPEN', 'LOAD_SHED', 'RATE_LIMITED'].sort(),
+    );
+    expect(Object.isFrozen(BREAKER_IGNORED_CODES)).toBe(true);
+    expect(isIgnoredByBreaker(new BulwarkError('TIMEOUT', 'slow'))).toBe(false);
+    expect(isIgnoredByBreaker({ code: 'CANCELLED' })).toBe(false); // not a Bulwark error
+    expect(isIgnoredByBreaker(boom)).toBe(false);
+  });
+
+  for (const [code, error] of notAboutHealth) {
+    it(`by default does not count ${code} at all, and passes it through`, async () => {
+      const clock = new TestClock();
+      const breaker = circuitBreaker({ trigger: { kind: 'consecutive', failures: 1 }, clock });
+      const events = recordEvents(breaker);
+      await expect(breaker.execute(() => Promise.reject(error))).rejects.toBe(error);
+      expect(breaker.state).toBe('closed');
+      expect(breaker.metrics()).toEqual({ calls: 0, failures: 0, slowCalls: 0 });
+      expect(events).toEqual([
+        { type: 'breaker.ignored', policy: 'circuit-breaker', state: 'closed', error },
+      ]);
+    });
+  }
+
+  it('an ignored outcome is not a success either: it does not break a run of failures', async () => {
+    const breaker = circuitBreaker({ trigger: { kind: 'consecutive', failures: 2 } });
+    await failTimes(breaker, 1);
+    await expect(breaker.execute(() => Promise.reject(new CancelledError()))).rejects.toSatisfy(
+      isCancelledError,
+    );
+    expect(breaker.state).toBe('closed');
+    await failTimes(breaker, 1);
+    expect(breaker.state).toBe('open');
+  });
+
+  it('ignored calls are not counted in a count window, nor as slow', async () => {
+    const clock = new TestClock();
+    const breaker = circuitBreaker({
+      trigger: { kind: 'count', windowSize: 4, failureRate: 0.5 },
+      slowCall: { thresholdMs: 10, rate: 0.5 },
+      clock,
+    });
+    const slowShed = expect(
+      breaker.execute(
+        () => new Promise((_, reject) => clock.setTimer(() => reject(new LoadShedError()), 50)),
+      ),
+    ).rejects.toSatisfy(e => (e as BulwarkError).code === 'LOAD_SHED');
+    await clock.advance(50);
+    await slowShed;
+    await succeedTimes(breaker, 1);
+    expect(breaker.metrics()).toEqual({ calls: 1, failures: 0, slowCalls: 0 });
+  });
+
+  it('a full bulkhead inside the breaker does not open it', async () => {
+    const breaker = circuitBreaker({ trigger: { kind: 'consecutive', failures: 1 } });
+    const pool = bulkhead({ maxConcurrent: 1 });
+    const guarded = pipeline(breaker, pool);
+    const hung = controllable();
+    const running = guarded.execute(hung.work);
+    for (let i = 0; i < 5; i++) {
+      await expect(guarded.execute(succeed)).rejects.toSatisfy(
+        e => (e as BulwarkError).code === 'BULKHEAD_FULL',
+      );
+    }
+    expect(breaker.state).toBe('closed');
+    hung.resolve('done');
+    await expect(running).resolves.toBe('done');
+  });
+
+  it('a probe cancelled by its caller frees its slot without deciding', async () => {
+    const clock = new TestClock();
+    const breaker = circuitBreaker({
+      trigger: { kind: 'consecutive', failures: 1 },
+      openMs: 100,
+      clock,
+    });
+    const events = recordEvents(breaker, e => e.type === 'breaker.ignored');
+    await failTimes(breaker, 1);
+    await clock.advance(100);
+    const hung = controllable();
+    const controller = new AbortController();
+    const probe = breaker.execute(hung.work, { signal: controller.signal });
+    expect(breaker.state).toBe('half-open');
+    // The only probe slot is taken.
+    await expect(breaker.execute(succeed)).rejects.toSatisfy(isCircuitOpenError);
+    controller.abort();
+    await expect(probe).rejects.toSatisfy(isCancelledError);
+    expect(breaker.state).toBe('half-open');
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ type: 'breaker.ignored', state: 'half-open' });
+    hung.resolve('too late'); // counted nowhere
+    await succeedTimes(breaker, 1);
+    expect(breaker.state).toBe('closed');
+  });
+
+  it('an ignored probe outcome neither closes nor opens, and frees the slot', async () => {
+    const clock = new TestClock();
+    const breaker = circuitBreaker({
+      trigger: { kind: 'consecutive', failures: 1 },
+      openMs: 100,
+      halfOpen: { probes: 1, successesToClose: 2 },
+      clock,
+    });
+    await failTimes(breaker, 1);
+    await clock.advance(100);
+    await succeedTimes(breaker, 1);
+    expect(breaker.state).toBe('half-open');
+    const full = new BulkheadFullError('pool');
+    await expect(breaker.execute(() => Promise.reject(full))).rejects.toBe(full);
+    expect(breaker.state).toBe('half-open');
+    await succeedTimes(breaker, 1);
+    expect(breaker.state).toBe('closed');
+  });
+
+  it('a custom ignore replaces the default and is checked before isFailure', async () => {
+    class ClientGone extends Error {}
+    const isFailure = vi.fn(() => true);
+    const breaker = circuitBreaker({
+      trigger: { kind: 'consecutive', failures: 1 },
+      ignore: error => error instanceof ClientGone,
+      isFailure,
+    });
+    await expect(breaker.execute(() => Promise.reject(new ClientGone()))).rejects.toBeInstanceOf(
+      ClientGone,
+    );
+    expect(isFailure).not.toHaveBeenCalled();
+    expect(breaker.state).toBe('closed');
+    // The default list no longer applies.
+    await expect(breaker.execute(() => Promise.reject(new CancelledError()))).rejects.toSatisfy(
+      isCancelledError,
+    );
+    expect(breaker.state).toBe('open');
+  });
+
+  it('an ignore that throws does not ignore the outcome and reports the bug asynchronously', async () => {
+    const bug = new Error('ignore bug');
+    const queued: (() => void)[] = [];
+    const spy = vi.spyOn(globalThis, 'queueMicrotask').mockImplementation(fn => queued.push(fn));
+    try {
+      const breaker = circuitBreaker({
+        trigger: { kind: 'consecutive', failures: 1 },
+        ignore: () => {
+          throw bug;
+        },
+      });
+      await expect(breaker.execute(fail)).rejects.toBe(boom);
+      expect(breaker.state).toBe('open');
+    } finally {
+      spy.mockRestore();
+    }
+    expect(queued).toHaveLength(1);
+    expect(() => queued[0]?.()).toThrow(bug);
   });
 });

@@ -6,7 +6,7 @@
  *   failures, the last N calls, or the last `windowMs`), optionally with a slow-call rate.
  * - open: every call is rejected at once with `CircuitOpenError` (with `retryAfterMs`). There is no
  *   timer: the first call after the open period moves the breaker to half-open.
- * - half-open: exactly `halfOpen.probes` calls run at a time; everyone else is rejected at once
+ * - half-open: at most `halfOpen.probes` calls run at a time; everyone else is rejected at once
  *   (never queued). `successesToClose` successful probes close the breaker; one failed probe opens
  *   it again, for longer each time when `openBackoff` is set.
  * - isolated: opened by hand with `isolate()` until every holder disposes its handle.
@@ -21,11 +21,23 @@
  *   call was admitted in: a call admitted while closed that ends after the breaker opened, or a
  *   probe from an earlier half-open period, is passed to its caller but not counted.
  * - Slow calls (longer than `slowCall.thresholdMs`) count as failures for a half-open probe.
+ * - Errors that say nothing about the dependency's health are IGNORED (resilience4j's
+ *   `ignoreExceptions`): not counted at all, neither failure nor success, and not timed as slow.
+ *   By default these are the codes in {@link BREAKER_IGNORED_CODES}: the caller's own
+ *   cancellation (`CANCELLED`, which includes a hedge's losing attempts) and rejections by a limiter
+ *   or another breaker inside this one (`BULKHEAD_FULL`, `RATE_LIMITED`, `LOAD_SHED`,
+ *   `CIRCUIT_OPEN`). An ignored probe frees its slot without deciding anything. `ignore` is checked
+ *   before `isFailure`.
  * - A probe whose call is aborted (deadline, outer timeout, caller's signal) before its work
- *   settles frees its slot at once and counts as a failed probe, unless `isFailure` returns false
- *   for the abort reason. Work that ignores its signal cannot hold the breaker in half-open.
+ *   settles frees its slot at once. The abort reason is then classified like an error: ignored
+ *   (a caller's cancellation, by default), or a failed probe unless `isFailure` returns false.
+ *   So work that ignores its signal cannot hold the breaker in half-open, PROVIDED something can
+ *   abort or settle the call: a deadline, a caller's signal, a timeout outside, or (best) the
+ *   per-attempt `timeout` inside the breaker. A probe with none of these whose work never settles
+ *   holds its slot, and the breaker stays half-open, rejecting every other call, until it does.
  * - Put the per-attempt `timeout` inside the breaker (`pipeline(retry, breaker, timeout)`) so
- *   that timeouts are counted as failures in the closed state too.
+ *   that timeouts are counted as failures in the closed state too, and a hung probe ends as a
+ *   failed probe.
  */
 import { ConsecutiveWindow } from './breaker/consecutive.js';
 import { CountWindow } from './breaker/count-window.js';
@@ -38,11 +50,19 @@ import {
   type WindowSnapshot,
 } from './breaker/window.js';
 import { systemClock, type Clock } from './clock.js';
-import { CircuitOpenError, InvalidOptionsError } from './errors.js';
+import {
+  CircuitOpenError,
+  InvalidOptionsError,
+  isBulwarkError,
+  type BulwarkErrorCode,
+} from './errors.js';
 import { Emitter, type Disposable, type Subscribe } from './events.js';
 import { PolicyBase, type Sink, type Step } from './policy.js';
 import type { AbortListener, Scope } from './scope.js';
 import {
+  checkClock,
+  checkName,
+  describeValue,
   rejectUnknownKeys,
   requireFunction,
   requireInteger,
@@ -54,6 +74,30 @@ import {
 export type { WindowSnapshot } from './breaker/window.js';
 
 const WHERE = 'circuitBreaker';
+
+/**
+ * Error codes a circuit breaker ignores by default: they say nothing about the dependency's
+ * health. `CANCELLED`: the caller gave up (or a hedge cancelled a losing attempt).
+ * `BULKHEAD_FULL`, `RATE_LIMITED`, `LOAD_SHED`: a limiter inside the breaker turned the call away
+ * before it reached the dependency. `CIRCUIT_OPEN`: another breaker inside this one is open; it
+ * already counted the failures that opened it.
+ */
+export const BREAKER_IGNORED_CODES: readonly BulwarkErrorCode[] = Object.freeze([
+  'CANCELLED',
+  'BULKHEAD_FULL',
+  'RATE_LIMITED',
+  'LOAD_SHED',
+  'CIRCUIT_OPEN',
+]);
+
+/**
+ * The default `ignore` of a circuit breaker: true for Bulwark errors whose code is in
+ * {@link BREAKER_IGNORED_CODES}. Extend it rather than replace it, e.g.
+ * `ignore: e => isIgnoredByBreaker(e) || e instanceof ClientAbortError`.
+ */
+export function isIgnoredByBreaker(error: unknown): boolean {
+  return isBulwarkError(error) && BREAKER_IGNORED_CODES.includes(error.code);
+}
 
 // ---- options ------------------------------------------------------------------------------------
 
@@ -132,9 +176,18 @@ export interface CircuitBreakerOptions {
   /** Probing in half-open. Default `{ probes: 1, successesToClose: 1 }`. */
   halfOpen?: HalfOpenOptions;
   /**
-   * Whether an error counts as a failure. Default: every error does. An error for which this
-   * returns false is passed to the caller unchanged and counts as a success (the dependency
-   * answered), e.g. `e => !(e instanceof NotFoundError)`.
+   * Errors that say nothing about the dependency's health: passed to the caller unchanged and not
+   * counted at all (neither failure nor success, nor slow); an ignored half-open probe frees its
+   * slot without deciding. Checked before `isFailure`, also for the reason a probe was aborted
+   * with. Default {@link isIgnoredByBreaker}: the codes in {@link BREAKER_IGNORED_CODES}
+   * (caller cancellation and inner limiter or breaker rejections). `() => false` counts every
+   * error through `isFailure`.
+   */
+  ignore?: (error: unknown) => boolean;
+  /**
+   * Whether an error (not ignored) counts as a failure. Default: every error does. An error for
+   * which this returns false is passed to the caller unchanged and counts as a success (the
+   * dependency answered), e.g. `e => !(e instanceof NotFoundError)`.
    */
   isFailure?: (error: unknown) => boolean;
   /** Whether a returned value counts as a failure (e.g. an HTTP 503 response). The value is still returned. Default: none does. */
@@ -195,6 +248,13 @@ export type CircuitBreakerEvent =
     }
   | { type: 'breaker.success'; policy: string; state: BreakerState }
   | {
+      type: 'breaker.ignored';
+      policy: string;
+      state: BreakerState;
+      /** The error `ignore` matched (for an aborted probe, the abort reason). */
+      error: unknown;
+    }
+  | {
       type: 'breaker.failure';
       policy: string;
       state: BreakerState;
@@ -217,6 +277,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
   readonly openMs: number;
   private readonly clock: Clock;
   private readonly window: FailureWindow;
+  private readonly ignore: (error: unknown) => boolean;
   private readonly isFailure: ((error: unknown) => boolean) | undefined;
   private readonly isResultFailure: ((value: unknown) => boolean) | undefined;
   /** Infinity when there is no slow-call trigger. */
@@ -253,6 +314,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
       'openMs',
       'openBackoff',
       'halfOpen',
+      'ignore',
       'isFailure',
       'isResultFailure',
       'name',
@@ -303,6 +365,8 @@ export class CircuitBreakerPolicy extends PolicyBase {
       this.successesToClose = 1;
     }
 
+    if (options.ignore !== undefined) requireFunction(WHERE, 'ignore', options.ignore);
+    this.ignore = options.ignore ?? isIgnoredByBreaker;
     if (options.isFailure !== undefined) requireFunction(WHERE, 'isFailure', options.isFailure);
     this.isFailure = options.isFailure;
     if (options.isResultFailure !== undefined) {
@@ -310,21 +374,8 @@ export class CircuitBreakerPolicy extends PolicyBase {
     }
     this.isResultFailure = options.isResultFailure;
 
-    if (options.name !== undefined && (typeof options.name !== 'string' || options.name === '')) {
-      throw new InvalidOptionsError(
-        `${WHERE}: name must be a non-empty string, got ${show(options.name)}`,
-      );
-    }
-    this.name = options.name ?? 'circuit-breaker';
-    if (
-      options.clock !== undefined &&
-      (options.clock === null || typeof (options.clock as Partial<Clock>).now !== 'function')
-    ) {
-      throw new InvalidOptionsError(
-        `${WHERE}: clock must be a Clock (an object with now(), wallNow() and setTimer()), got ${show(options.clock)}`,
-      );
-    }
-    this.clock = options.clock ?? systemClock;
+    this.name = checkName(WHERE, options.name) ?? 'circuit-breaker';
+    this.clock = checkClock(WHERE, options.clock) ?? systemClock;
     if (options.initialState !== undefined) this.restore(options.initialState);
   }
 
@@ -418,12 +469,20 @@ export class CircuitBreakerPolicy extends PolicyBase {
 
   /** @internal A call admitted by this breaker finished. */
   settle(call: BreakerCall<unknown>, threw: boolean, payload: unknown): void {
+    if (threw && this.ask(this.ignore, payload, false)) {
+      this.ignored(call, payload);
+      return;
+    }
     const now = this.timeEnd ? this.clock.now() : 0;
     let outcome = 0;
     let cause: 'error' | 'result' | 'slow' = 'error';
     if (threw) {
-      outcome = this.isFailure === undefined || this.ask(this.isFailure, payload) ? FAILURE : 0;
-    } else if (this.isResultFailure !== undefined && this.ask(this.isResultFailure, payload)) {
+      outcome =
+        this.isFailure === undefined || this.ask(this.isFailure, payload, true) ? FAILURE : 0;
+    } else if (
+      this.isResultFailure !== undefined &&
+      this.ask(this.isResultFailure, payload, true)
+    ) {
       outcome = FAILURE;
       cause = 'result';
     }
@@ -459,11 +518,27 @@ export class CircuitBreakerPolicy extends PolicyBase {
 
   /** @internal A probe's call was aborted before its work settled. */
   abandon(call: BreakerCall<unknown>, reason: unknown): void {
+    if (this.ask(this.ignore, reason, false)) {
+      // Say, the caller's own cancellation: it tells nothing about the dependency.
+      this.ignored(call, reason);
+      return;
+    }
     if (call.generation !== this.generation) return;
     this.probing--;
-    // The dependency did not answer in time: a failed probe, unless `isFailure` says this reason
-    // (say, the caller's own cancellation) tells nothing about the dependency.
-    if (this.isFailure === undefined || this.ask(this.isFailure, reason)) this.open('probe_failed');
+    // The dependency did not answer in time: a failed probe, unless `isFailure` says otherwise.
+    if (this.isFailure === undefined || this.ask(this.isFailure, reason, true)) {
+      this.open('probe_failed');
+    }
+  }
+
+  /** An ignored outcome: counted nowhere; a probe of the current half-open period frees its slot. */
+  private ignored(call: BreakerCall<unknown>, error: unknown): void {
+    if (this.emitter.size > 0) {
+      this.emitter.emit({ type: 'breaker.ignored', policy: this.name, state: this.state, error });
+    }
+    if (call.scope === undefined) return;
+    call.scope.remove(call);
+    if (call.generation === this.generation) this.probing--;
   }
 
   private reject(sink: Sink<never>, retryAfterMs: number | undefined): void {
@@ -523,8 +598,11 @@ export class CircuitBreakerPolicy extends PolicyBase {
     }
   }
 
-  /** Runs a user predicate; one that throws counts the outcome as a failure and is reported. */
-  private ask(predicate: (value: unknown) => boolean, value: unknown): boolean {
+  /**
+   * Runs a user predicate. One that throws is reported and answers `onThrow`: `isFailure` and
+   * `isResultFailure` then count the call as a failure, `ignore` does not ignore it.
+   */
+  private ask(predicate: (value: unknown) => boolean, value: unknown, onThrow: boolean): boolean {
     try {
       return predicate(value) === true;
     } catch (error) {
@@ -532,7 +610,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
       queueMicrotask(() => {
         throw error;
       });
-      return true;
+      return onThrow;
     }
   }
 
@@ -547,7 +625,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
       typeof snapshot.window !== 'object'
     ) {
       throw new InvalidOptionsError(
-        `${WHERE}: initialState must be a BreakerSnapshot from snapshot() (with a state and a window), got ${safeJson(snapshot)}`,
+        `${WHERE}: initialState must be a BreakerSnapshot from snapshot() (with a state and a window), got ${describeValue(snapshot)}`,
       );
     }
     const now = this.clock.now();
@@ -693,7 +771,7 @@ function makeWindow(trigger: BreakerTrigger, slowRate: number): FailureWindow {
     }
     default:
       throw new InvalidOptionsError(
-        `${WHERE}: trigger.kind must be "consecutive", "count" or "time", got ${show((trigger as { kind?: unknown }).kind)}`,
+        `${WHERE}: trigger.kind must be "consecutive", "count" or "time", got ${describeValue((trigger as { kind?: unknown }).kind)}`,
       );
   }
 }
@@ -701,7 +779,7 @@ function makeWindow(trigger: BreakerTrigger, slowRate: number): FailureWindow {
 function requireRate(name: string, value: unknown): number {
   if (typeof value !== 'number' || !(value > 0 && value <= 1)) {
     throw new InvalidOptionsError(
-      `${WHERE}: ${name} must be a number in (0, 1] (a fraction, e.g. 0.5 for 50%), got ${show(value)}`,
+      `${WHERE}: ${name} must be a number in (0, 1] (a fraction, e.g. 0.5 for 50%), got ${describeValue(value)}`,
     );
   }
   return value;
@@ -709,19 +787,9 @@ function requireRate(name: string, value: unknown): number {
 
 function requireSubObject(name: string, value: unknown): void {
   if (value === null || typeof value !== 'object') {
-    throw new InvalidOptionsError(`${WHERE}: ${name} must be an object, got ${show(value)}`);
-  }
-}
-
-function show(value: unknown): string {
-  return typeof value === 'string' ? JSON.stringify(value) : String(value);
-}
-
-function safeJson(value: unknown): string {
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
+    throw new InvalidOptionsError(
+      `${WHERE}: ${name} must be an object, got ${describeValue(value)}`,
+    );
   }
 }
 

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { TestClock, flushMicrotasks, observe } from '@bulwark/testing';
 import type { Clock } from './clock.js';
 import {
@@ -8,6 +8,8 @@ import {
   type ConcurrencyLimitPolicy,
 } from './concurrency-limit.js';
 import { Deadline } from './deadline.js';
+import { Context, invoke, type Sink } from './policy.js';
+import { Scope } from './scope.js';
 import {
   CancelledError,
   InvalidOptionsError,
@@ -158,7 +160,7 @@ describe('concurrencyLimit: options', () => {
       20,
       0,
       undefined,
-      'concurrencyLimit',
+      'concurrency-limit',
     ]);
   });
 });
@@ -178,12 +180,12 @@ describe('concurrencyLimit: admission', () => {
     expect(shed).toBeInstanceOf(LoadShedError);
     expect((shed as LoadShedError).retryable).toBe(true);
     expect((shed as LoadShedError).message).toBe(
-      'concurrency limit "concurrencyLimit": limit reached (limit 2, 2 in flight)',
+      'concurrency limit "concurrency-limit": limit reached (limit 2, 2 in flight)',
     );
     expect(events).toEqual([
       {
         type: 'limit.shed',
-        policy: 'concurrencyLimit',
+        policy: 'concurrency-limit',
         priority: 0,
         reason: 'limit',
         limit: 2,
@@ -504,8 +506,8 @@ describe('concurrencyLimit: tryAcquire', () => {
     p1?.release('dropped');
     expect([policy.inFlight, policy.limit]).toEqual([0, 1]);
     expect(events.filter(e => e.type === 'limit.changed')).toEqual([
-      { type: 'limit.changed', policy: 'concurrencyLimit', from: 2, to: 3 },
-      { type: 'limit.changed', policy: 'concurrencyLimit', from: 3, to: 1 },
+      { type: 'limit.changed', policy: 'concurrency-limit', from: 2, to: 3 },
+      { type: 'limit.changed', policy: 'concurrency-limit', from: 3, to: 1 },
     ]);
   });
 
@@ -547,5 +549,109 @@ describe('concurrencyLimit: tryAcquire', () => {
     );
     expect(() => permit?.release('success', -1)).toThrow(/rttMs must be a finite number >= 0/);
     expect(policy.inFlight).toBe(1);
+  });
+});
+
+/** Captures the microtasks queued while `run` executes (where policies rethrow user bugs). */
+async function captureMicrotasks(run: () => Promise<void>): Promise<(() => void)[]> {
+  const queued: (() => void)[] = [];
+  const spy = vi.spyOn(globalThis, 'queueMicrotask').mockImplementation(fn => queued.push(fn));
+  try {
+    await run();
+  } finally {
+    spy.mockRestore();
+  }
+  return queued;
+}
+
+describe('concurrencyLimit: a broken classify', () => {
+  it('settles the call with the work error, frees the slot and rethrows the bug from a microtask', async () => {
+    const clock = new TestClock();
+    const bug = new Error('classify bug');
+    const policy = concurrencyLimit({
+      limit: { kind: 'aimd', initial: 1, max: 1 },
+      maxQueue: 1,
+      classify: () => {
+        throw bug;
+      },
+      clock,
+    });
+    const failure = new Error('503');
+    const first = gate();
+    const queued = await captureMicrotasks(async () => {
+      const running = observe(policy.execute(first.work));
+      const waiting = observe(policy.execute(() => 'next'));
+      expect(policy.queued).toBe(1);
+      first.reject(failure);
+      await flushMicrotasks();
+      expect(running.error).toBe(failure);
+      expect(waiting.value).toBe('next'); // the slot was freed and handed on
+      expect(policy.inFlight).toBe(0);
+      expect(policy.limit).toBe(1);
+    });
+    expect(queued).toHaveLength(1);
+    expect(() => queued[0]?.()).toThrow(bug);
+  });
+
+  it('treats an answer that is not an outcome as a bug, too', async () => {
+    const policy = concurrencyLimit({
+      limit: { kind: 'aimd', initial: 4 },
+      classify: () => 'drop' as never,
+    });
+    const failure = new Error('boom');
+    const queued = await captureMicrotasks(async () => {
+      await expect(policy.execute(() => Promise.reject(failure))).rejects.toBe(failure);
+      expect(policy.inFlight).toBe(0);
+      expect(policy.limit).toBe(4); // ignored: the limit did not move
+    });
+    expect(queued).toHaveLength(1);
+    expect(() => queued[0]?.()).toThrow(
+      /classify must return "success", "dropped" or "ignored", got "drop"/,
+    );
+  });
+});
+
+describe('concurrencyLimit: no time left to queue', () => {
+  function run(policy: ConcurrencyLimitPolicy, context: Context) {
+    const result: { value?: unknown; error?: unknown } = {};
+    const sink: Sink<unknown> = {
+      ok: value => (result.value = value),
+      fail: error => (result.error = error),
+    };
+    policy.compose(invoke)(() => new Promise(() => {}), context, sink);
+    return result;
+  }
+
+  it('fails with DeadlineExceededError when the limit has passed but nobody aborted yet', () => {
+    const clock = new TestClock({ startMs: 100 });
+    const policy = concurrencyLimit({
+      limit: { kind: 'aimd', initial: 1, max: 1 },
+      maxQueue: 5,
+      clock,
+    });
+    run(policy, new Context(new Scope(), Infinity, 1, clock)); // takes the only slot
+    const result = run(policy, new Context(new Scope(), 100, 1, clock));
+    expect(isDeadlineExceededError(result.error)).toBe(true);
+    expect(policy.queued).toBe(0);
+  });
+
+  it('fails with the scope reason when the call was aborted meanwhile', () => {
+    const clock = new TestClock({ startMs: 100 });
+    const scope = new Scope();
+    const reason = new TimeoutError(50);
+    const policy = concurrencyLimit({
+      limit: { kind: 'aimd', initial: 1, max: 1 },
+      maxQueue: 5,
+      // The priority function is user code that runs after the entry check; here it cancels.
+      priority: () => {
+        scope.abort(reason);
+        return 0;
+      },
+      clock,
+    });
+    run(policy, new Context(new Scope(), Infinity, 1, clock));
+    const result = run(policy, new Context(scope, 100, 1, clock));
+    expect(result.error).toBe(reason);
+    expect(policy.queued).toBe(0);
   });
 });

@@ -25,9 +25,16 @@ import {
 } from './policy.js';
 import type { AbortListener } from './scope.js';
 import { TimerQueue, type QueueEntry } from './timer-queue.js';
-import { checkClock, checkName } from './validate.js';
+import {
+  checkClock,
+  checkName,
+  describeValue,
+  rejectUnknownKeys,
+  requireInteger,
+  requireObject,
+  requirePositive,
+} from './validate.js';
 import { WaitList, type ListNode } from './wait-list.js';
-import { rejectUnknownKeys, requireInteger, requireObject, requirePositive } from './validate.js';
 import { AimdLimit, type AimdLimitOptions } from './limit/aimd.js';
 import { GradientLimit, type GradientLimitOptions } from './limit/gradient.js';
 
@@ -70,9 +77,12 @@ export interface ConcurrencyLimitOptions {
    * How a failed call informs the limit. Default: `LoadShedError` and `TimeoutError` (code
    * `LOAD_SHED` or `TIMEOUT`) are drops; every other error is ignored (an application error or a
    * cancelled call says nothing about capacity). Return `success` to count an error's latency.
+   * If `classify` throws (or returns something else), the slot is still freed, as `ignored`, the
+   * caller still gets the work's own error, and the bug is rethrown from a microtask, where it
+   * surfaces as an uncaught exception instead of hanging the call.
    */
   classify?: (error: unknown) => LimitOutcome;
-  /** Name used in events and errors. Default `"concurrencyLimit"`. */
+  /** Name used in events and errors. Default `"concurrency-limit"`. */
   name?: string;
   /** Default: the system clock. */
   clock?: Clock;
@@ -152,17 +162,17 @@ export class ConcurrencyLimitPolicy extends PolicyBase {
         : requirePositive(where, 'queueTimeoutMs (milliseconds)', options.queueTimeoutMs);
     if (options.priority !== undefined && typeof options.priority !== 'function') {
       throw new InvalidOptionsError(
-        `${where}: priority must be a function (context) => number, got ${String(options.priority)}`,
+        `${where}: priority must be a function (context) => number, got ${describeValue(options.priority)}`,
       );
     }
     this.priorityOf = options.priority;
     if (options.classify !== undefined && typeof options.classify !== 'function') {
       throw new InvalidOptionsError(
-        `${where}: classify must be a function (error) => 'success' | 'dropped' | 'ignored', got ${String(options.classify)}`,
+        `${where}: classify must be a function (error) => 'success' | 'dropped' | 'ignored', got ${describeValue(options.classify)}`,
       );
     }
     this.classify = options.classify ?? defaultClassify;
-    this.name = checkName(where, options.name) ?? 'concurrencyLimit';
+    this.name = checkName(where, options.name) ?? 'concurrency-limit';
     this.clock = checkClock(where, options.clock) ?? systemClock;
     this.timers = this.queueTimeoutMs === undefined ? undefined : new TimerQueue(this.clock);
   }
@@ -240,6 +250,30 @@ export class ConcurrencyLimitPolicy extends PolicyBase {
     this.drain();
   }
 
+  /**
+   * @internal How a failed call informs the limit. A `classify` that throws or answers nonsense
+   * must not leak the slot or hang the call: the failure is ignored and the bug is rethrown from a
+   * microtask (as events.ts does for listeners).
+   */
+  outcomeOf(error: unknown): LimitOutcome {
+    let outcome: unknown;
+    try {
+      outcome = this.classify(error);
+      if (outcome === 'success' || outcome === 'dropped' || outcome === 'ignored') return outcome;
+      const bad = outcome;
+      outcome = new InvalidOptionsError(
+        `concurrencyLimit "${this.name}": classify must return "success", "dropped" or "ignored", got ${describeValue(bad)}`,
+      );
+    } catch (bug) {
+      outcome = bug;
+    }
+    const bug = outcome;
+    queueMicrotask(() => {
+      throw bug;
+    });
+    return 'ignored';
+  }
+
   /** @internal */
   get needsRtt(): boolean {
     return this.algorithm.needsRtt;
@@ -285,7 +319,10 @@ export class ConcurrencyLimitPolicy extends PolicyBase {
     }
     const now = this.clock.now();
     if (context.expiresAt <= now) {
-      sink.fail(new DeadlineExceededError());
+      // The limit that passed may be an outer timeout's (or the priority function cancelled the
+      // call): its scope's reason is the right error when it has one.
+      const scope = context.scope;
+      sink.fail(scope.aborted ? scope.reason : new DeadlineExceededError());
       return;
     }
     if (this.waiters.size >= this.maxQueue) {
@@ -378,7 +415,7 @@ class LimitPermit<T> implements Sink<T>, Permit {
   fail(error: unknown): void {
     if (this.released) return;
     this.released = true;
-    const outcome = this.policy.classify(error);
+    const outcome = this.policy.outcomeOf(error);
     this.policy.complete(outcome, outcome === 'ignored' ? 0 : this.rtt(), this.inFlight);
     (this.sink as Sink<T>).fail(error);
   }

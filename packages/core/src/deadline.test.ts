@@ -1,7 +1,23 @@
+import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { TestClock } from '@bulwark/testing';
+import { clampDelay, MAX_TIMER_DELAY_MS, type Clock } from './clock.js';
 import { Deadline } from './deadline.js';
 import { isDeadlineExceededError } from './errors.js';
+
+/** A TestClock that clamps delays the way setTimeout (and the Clock contract) does. */
+function clamping(clock: TestClock): Clock {
+  return {
+    now: () => clock.now(),
+    wallNow: () => clock.wallNow(),
+    setTimer: (callback, delayMs) => clock.setTimer(callback, clampDelay(delayMs)),
+  };
+}
+
+/** Listeners a scope holds (a private field, read to prove nothing accumulates). */
+function linked(deadline: Deadline): number {
+  return (deadline.scope as unknown as { listeners?: Set<unknown> }).listeners?.size ?? 0;
+}
 
 describe('Deadline', () => {
   it('counts down on the injected clock and never goes negative', async () => {
@@ -75,12 +91,124 @@ describe('Deadline', () => {
 
   it('validates its inputs', () => {
     const clock = new TestClock();
-    expect(() => Deadline.after(-1, { clock })).toThrow(/timeoutMs must be a number >= 0/);
+    expect(() => Deadline.after(-1, { clock })).toThrow(/timeoutMs must be a finite number >= 0/);
     expect(() => Deadline.after(Number.NaN, { clock })).toThrow(/timeoutMs/);
     const d = Deadline.after(10, { clock });
     expect(() => d.child({ fraction: 0 })).toThrow(/fraction must be in \(0, 1\]/);
     expect(() => d.child({ fraction: 1.5 })).toThrow(/fraction/);
     expect(() => d.child({ timeoutMs: -5 })).toThrow(/timeoutMs must be >= 0/);
     expect(() => d.child({ reserveMs: -5 })).toThrow(/reserveMs/);
+  });
+
+  it('rejects an infinite or NaN time and says how to have no limit', () => {
+    const clock = new TestClock();
+    expect(() => Deadline.after(Infinity, { clock })).toThrow(
+      /timeoutMs must be a finite number >= 0 \(milliseconds\), got Infinity; omit the deadline for no limit/,
+    );
+    expect(() => Deadline.at(Infinity, { clock })).toThrow(
+      /expiresAt must be a finite time .* got Infinity; omit the deadline for no limit/,
+    );
+    expect(() => Deadline.at(Number.NaN, { clock })).toThrow(/expiresAt must be a finite time/);
+  });
+
+  it('a deadline beyond the largest timer delay does not fire early', async () => {
+    const test = new TestClock();
+    const clock = clamping(test);
+    const deadline = Deadline.after(MAX_TIMER_DELAY_MS + 5000, { clock });
+    const signal = deadline.signal;
+    await test.advance(MAX_TIMER_DELAY_MS);
+    expect(signal.aborted).toBe(false);
+    expect(test.pendingTimers).toBe(1); // re-armed for the rest
+    expect(test.referencedTimers).toBe(0); // and still unref'd
+    await test.advance(4999);
+    expect(signal.aborted).toBe(false);
+    await test.advance(1);
+    expect(signal.aborted).toBe(true);
+    expect(isDeadlineExceededError(signal.reason)).toBe(true);
+    expect(test.pendingTimers).toBe(0);
+  });
+
+  it('removes its listener from an outside signal when it expires', async () => {
+    const clock = new TestClock();
+    const controller = new AbortController();
+    const deadline = Deadline.after(100, { clock, signal: controller.signal });
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(1);
+    await clock.advance(100);
+    expect(deadline.expired).toBe(true);
+    expect(isDeadlineExceededError(deadline.signal.reason)).toBe(true);
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+    controller.abort('late'); // no effect on an expired deadline
+    expect(isDeadlineExceededError(deadline.signal.reason)).toBe(true);
+  });
+
+  it('removes its listener from an outside signal when it is cancelled, and clears its timer', () => {
+    const clock = new TestClock();
+    const controller = new AbortController();
+    const deadline = Deadline.after(100, { clock, signal: controller.signal });
+    expect(clock.pendingTimers).toBe(1);
+    deadline.cancel('done');
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+    expect(clock.pendingTimers).toBe(0);
+    expect(deadline.signal.reason).toBe('done');
+  });
+
+  it('an outside signal that fires clears the timer', () => {
+    const clock = new TestClock();
+    const controller = new AbortController();
+    const deadline = Deadline.after(100, { clock, signal: controller.signal });
+    controller.abort('gone');
+    expect(deadline.signal.reason).toBe('gone');
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('children that expire or are cancelled leave a long-lived parent', async () => {
+    const clock = new TestClock();
+    const parent = Deadline.after(60_000, { clock });
+    void parent.signal;
+    const own = linked(parent); // the parent's own timer cleanup
+    for (let i = 0; i < 100; i++) {
+      const child = parent.child({ timeoutMs: 10 });
+      void child.signal; // armed: joins the parent
+      if (i % 2 === 0) child.cancel();
+    }
+    expect(linked(parent)).toBe(own + 50);
+    await clock.advance(10);
+    expect(linked(parent)).toBe(own);
+  });
+
+  it('children that are never armed are never linked, but still see the parent cancel', () => {
+    const clock = new TestClock();
+    const parent = Deadline.after(1000, { clock });
+    const children = Array.from({ length: 100 }, () => parent.child({ timeoutMs: 500 }));
+    expect(linked(parent)).toBe(0);
+    const reason = new Error('client disconnected');
+    parent.cancel(reason);
+    const child = children[0] as Deadline;
+    expect(child.expired).toBe(true);
+    expect(() => child.throwIfExpired()).toThrow(reason);
+    expect(child.signal.reason).toBe(reason);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('a child armed after its parent was cancelled aborts at once with the reason', () => {
+    const clock = new TestClock();
+    const parent = Deadline.after(1000, { clock });
+    const child = parent.child();
+    parent.cancel('stop');
+    expect(child.signal.aborted).toBe(true);
+    expect(child.signal.reason).toBe('stop');
+  });
+
+  it('an armed grandchild follows a grandparent cancel through an unarmed parent', () => {
+    const clock = new TestClock();
+    const root = Deadline.after(1000, { clock });
+    const middle = root.child({ timeoutMs: 800 });
+    const leaf = middle.child({ timeoutMs: 500 });
+    const signal = leaf.signal; // arms leaf, and middle with it
+    root.cancel('bye');
+    expect(signal.reason).toBe('bye');
+    expect(middle.expired).toBe(true);
+    expect(linked(root)).toBe(0); // aborted scopes drop their listeners
+    expect(linked(middle)).toBe(0);
   });
 });

@@ -3,8 +3,12 @@ import {
   BulwarkError,
   CircuitOpenError,
   hasCode,
+  InjectedFaultError,
+  InvalidOptionsError,
   isBulwarkError,
   isCircuitOpenError,
+  isInjectedFaultError,
+  isInvalidOptionsError,
   isRetryable,
   RetriesExhaustedError,
   retryAfterMsOf,
@@ -53,5 +57,18 @@ describe('error taxonomy', () => {
     expect(retryAfterMsOf(new CircuitOpenError('users', 1500))).toBe(1500);
     expect(retryAfterMsOf({ retryAfterMs: -1 })).toBeUndefined();
     expect(retryAfterMsOf({ retryAfterMs: Number.POSITIVE_INFINITY })).toBeUndefined();
+  });
+
+  it('has guards for injected faults and invalid options', () => {
+    expect(isInjectedFaultError(new InjectedFaultError())).toBe(true);
+    expect(isInjectedFaultError(new InvalidOptionsError('x: bad'))).toBe(false);
+    expect(isInvalidOptionsError(new InvalidOptionsError('x: bad'))).toBe(true);
+    expect(isInvalidOptionsError(new Error('INVALID_OPTIONS'))).toBe(false);
+    // Brand-based, like the others: a copy from another install still matches.
+    const foreign = Object.assign(new Error('fault'), {
+      [Symbol.for('bulwark.error')]: true,
+      code: 'INJECTED_FAULT',
+    });
+    expect(isInjectedFaultError(foreign)).toBe(true);
   });
 });

@@ -208,3 +208,7 @@ export const isRetryBudgetExhaustedError = (e: unknown): e is RetryBudgetExhaust
 export const isRetriesExhaustedError = (e: unknown): e is RetriesExhaustedError =>
   hasCode(e, 'RETRIES_EXHAUSTED');
 export const isLoadShedError = (e: unknown): e is LoadShedError => hasCode(e, 'LOAD_SHED');
+export const isInjectedFaultError = (e: unknown): e is InjectedFaultError =>
+  hasCode(e, 'INJECTED_FAULT');
+export const isInvalidOptionsError = (e: unknown): e is InvalidOptionsError =>
+  hasCode(e, 'INVALID_OPTIONS');

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { TestClock, observe } from '@bulwark/testing';
+import { constantBackoff } from './backoff.js';
+import { clampDelay, MAX_TIMER_DELAY_MS, type Clock } from './clock.js';
 import { Deadline } from './deadline.js';
 import {
   InjectedFaultError,
@@ -9,6 +11,7 @@ import {
 } from './errors.js';
 import { faultInjection, type FaultInjectionEvent } from './fault-injection.js';
 import { pipeline } from './pipeline.js';
+import { retry } from './retry.js';
 import { Context, type ExecutionContext } from './policy.js';
 import { seededRandom } from './random.js';
 import { Scope } from './scope.js';
@@ -181,7 +184,7 @@ describe('faultInjection', () => {
   it('inside an outer timeout, the latency ends with the TimeoutError', async () => {
     const clock = new TestClock();
     const policy = pipeline(
-      timeout({ timeoutMs: 100, clock }),
+      timeout({ timeoutMs: 100, resolutionMs: 0, clock }),
       faultInjection({ rate: 1, fault: { kind: 'latency', delayMs: 500 }, clock }),
     );
     const result = observe(policy.execute(() => 'x'));
@@ -237,5 +240,79 @@ describe('faultInjection', () => {
     const policy = faultInjection({ rate: 0.5, fault: { kind: 'error' }, enabled: false, random });
     await policy.execute(() => 1);
     expect(draws).toBe(0);
+  });
+});
+
+describe('faultInjection: robustness', () => {
+  it('an enabled() that throws rejects the call with its error', async () => {
+    const bug = new Error('enabled bug');
+    const policy = faultInjection({
+      rate: 1,
+      fault: { kind: 'error' },
+      enabled: () => {
+        throw bug;
+      },
+    });
+    let ran = false;
+    await expect(policy.execute(() => (ran = true))).rejects.toBe(bug);
+    expect(ran).toBe(false);
+  });
+
+  it('an enabled() that throws on a retry, from a timer, still settles the call', async () => {
+    const clock = new TestClock();
+    const bug = Object.assign(new Error('enabled bug'), { retryable: false });
+    let reads = 0;
+    const policy = pipeline(
+      retry({ maxAttempts: 3, backoff: constantBackoff({ delayMs: 10 }), budget: false, clock }),
+      faultInjection({
+        rate: 1,
+        fault: { kind: 'error' },
+        enabled: () => {
+          if (reads++ > 0) throw bug;
+          return true;
+        },
+        clock,
+      }),
+    );
+    const result = observe(policy.execute(() => 'real'));
+    await clock.advance(10); // the retry's timer runs the step; the throw must not escape it
+    expect(result.state).toBe('rejected');
+    expect(result.error).toBe(bug);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('a random that throws rejects the call too', async () => {
+    const bug = new Error('random bug');
+    const policy = faultInjection({
+      rate: 0.5,
+      fault: { kind: 'error' },
+      random: {
+        next: () => {
+          throw bug;
+        },
+      },
+    });
+    await expect(policy.execute(() => 'x')).rejects.toBe(bug);
+  });
+
+  it('a latency beyond the largest timer delay does not end early', async () => {
+    const test = new TestClock();
+    const clock: Clock = {
+      now: () => test.now(),
+      wallNow: () => test.wallNow(),
+      setTimer: (callback, delayMs) => test.setTimer(callback, clampDelay(delayMs)),
+    };
+    const policy = faultInjection({
+      rate: 1,
+      fault: { kind: 'latency', delayMs: MAX_TIMER_DELAY_MS + 1000 },
+      clock,
+    });
+    let ran = false;
+    const result = observe(policy.execute(() => (ran = true)));
+    await test.advance(MAX_TIMER_DELAY_MS);
+    expect(ran).toBe(false);
+    await test.advance(1000);
+    expect(ran).toBe(true);
+    expect(result.value).toBe(true);
   });
 });

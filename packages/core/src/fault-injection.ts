@@ -14,9 +14,12 @@
  *   `unknown` and the policy does not widen the pipeline's result type: it is for tests and demos.
  *
  * Enabled by default once added, like Polly; `enabled` (a boolean or a function read per call)
- * turns it off, e.g. `enabled: () => process.env.CHAOS === '1'`.
+ * turns it off, e.g. `enabled: () => process.env.CHAOS === '1'`. If `enabled` (or the injected
+ * `random`) throws, the call rejects with what it threw and the work is not run: the step may be
+ * running from a timer (a retry's next attempt), where a throw would be uncaught and the call
+ * would never settle.
  */
-import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import { setLongTimer, systemClock, type Clock, type TimerHandle } from './clock.js';
 import { DeadlineExceededError, InjectedFaultError, InvalidOptionsError } from './errors.js';
 import { Emitter, type Subscribe } from './events.js';
 import {
@@ -61,7 +64,10 @@ export interface FaultInjectionOptions {
   rate: number;
   /** What to inject. Required. */
   fault: Fault;
-  /** Whether to inject at all; a function is read on every call. Default `true`. */
+  /**
+   * Whether to inject at all; a function is read on every call. Default `true`. A function that
+   * throws rejects the call with its error.
+   */
   enabled?: boolean | (() => boolean);
   /** Name used in events. Default `"fault-injection"`. */
   name?: string;
@@ -139,7 +145,14 @@ export class FaultInjectionPolicy extends PolicyBase {
 
   compose(next: Step): Step {
     return (work, context, sink) => {
-      if (!this.shouldInject()) {
+      let inject: boolean;
+      try {
+        inject = this.shouldInject();
+      } catch (error) {
+        sink.fail(error);
+        return;
+      }
+      if (!inject) {
         next(work, context, sink);
         return;
       }
@@ -202,7 +215,8 @@ class LatencyWait<T> implements AbortListener {
       this.atDeadline = true;
       delayMs = left > 0 ? left : 0;
     }
-    this.timer = this.clock.setTimer(() => this.fire(), delayMs);
+    // setLongTimer: a delay beyond the largest timer delay must not end early.
+    this.timer = setLongTimer(this.clock, () => this.fire(), delayMs);
   }
 
   abort(reason: unknown): void {

@@ -1,5 +1,6 @@
-import { describe, expect, it } from 'vitest';
-import { TestClock, observe } from '@bulwark/testing';
+import { describe, expect, it, vi } from 'vitest';
+import { TestClock, flushMicrotasks, observe } from '@bulwark/testing';
+import { clampDelay, MAX_TIMER_DELAY_MS, type Clock } from './clock.js';
 import { Deadline } from './deadline.js';
 import { isCancelledError, isDeadlineExceededError, isTimeoutError } from './errors.js';
 import { hedge, HedgeCancelledError, type HedgeEvent, type HedgeOptions } from './hedge.js';
@@ -256,7 +257,7 @@ describe('hedge: attempts', () => {
   it('gives each attempt its own inner timeout; a timed-out attempt hedges at once', async () => {
     const clock = new TestClock();
     const hedged = hedge({ delay: { kind: 'fixed', delayMs: 100 }, maxHedges: 2, clock });
-    const policy = pipeline(hedged, timeout({ timeoutMs: 150, clock }));
+    const policy = pipeline(hedged, timeout({ timeoutMs: 150, resolutionMs: 0, clock }));
     const work = attempts<string>();
     const result = observe(policy.execute(work.work));
     await clock.advance(150);
@@ -478,5 +479,79 @@ describe('hedge: percentile delay', () => {
     await clock.advance(0);
     expect(policy.latency?.recorded).toBe(2); // the hedge's 10 ms and the first attempt's 60 ms
     expect(policy.latency?.percentile(1)).toBeGreaterThan(55);
+  });
+});
+
+describe('hedge: robustness', () => {
+  it('a hedgeOnError that throws starts no hedge, still settles the call and reports the bug', async () => {
+    const bug = new Error('hedgeOnError bug');
+    const failure = new Error('503');
+    const { clock, policy } = setup({
+      hedgeOnError: () => {
+        throw bug;
+      },
+    });
+    const work = attempts<string>();
+    const queued: (() => void)[] = [];
+    const spy = vi.spyOn(globalThis, 'queueMicrotask').mockImplementation(fn => queued.push(fn));
+    let result;
+    try {
+      result = observe(policy.execute(work.work));
+      await flushMicrotasks();
+      work.run(0).reject(failure);
+      await flushMicrotasks();
+    } finally {
+      spy.mockRestore();
+    }
+    expect(result.error).toBe(failure);
+    expect(work.runs).toHaveLength(1);
+    expect(clock.pendingTimers).toBe(0);
+    expect(queued).toHaveLength(1);
+    expect(() => queued[0]?.()).toThrow(bug);
+  });
+
+  it('a throwing hedgeOnError does not cut short the attempts still running', async () => {
+    const { clock, policy } = setup({
+      hedgeOnError: () => {
+        throw new Error('bug');
+      },
+    });
+    const work = attempts<string>();
+    const spy = vi.spyOn(globalThis, 'queueMicrotask').mockImplementation(() => {});
+    try {
+      const result = observe(policy.execute(work.work));
+      await clock.advance(100);
+      expect(work.runs).toHaveLength(2);
+      work.run(0).reject(new Error('first failed'));
+      await flushMicrotasks();
+      expect(result.state).toBe('pending');
+      work.run(1).resolve('second');
+      await flushMicrotasks();
+      expect(result.value).toBe('second');
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it('a hedge delay beyond the largest timer delay does not hedge early', async () => {
+    const test = new TestClock();
+    const clock: Clock = {
+      now: () => test.now(),
+      wallNow: () => test.wallNow(),
+      setTimer: (callback, delayMs) => test.setTimer(callback, clampDelay(delayMs)),
+    };
+    const policy = hedge({ delay: { kind: 'fixed', delayMs: MAX_TIMER_DELAY_MS + 1000 }, clock });
+    const work = attempts<string>();
+    const result = observe(policy.execute(work.work));
+    await test.advance(MAX_TIMER_DELAY_MS);
+    expect(work.runs).toHaveLength(1);
+    await test.advance(999);
+    expect(work.runs).toHaveLength(1);
+    await test.advance(1);
+    expect(work.runs).toHaveLength(2);
+    work.run(1).resolve('hedge');
+    await flushMicrotasks();
+    expect(result.value).toBe('hedge');
+    expect(test.pendingTimers).toBe(0);
   });
 });

@@ -6,7 +6,9 @@
  * or writes protected by an idempotency key).
  *
  * - The first attempt starts at once. If it has not settled after the hedge delay, another attempt
- *   starts with its own cancellation scope (a child of the call's scope); up to `maxHedges` more.
+ *   starts with its own cancellation scope; up to `maxHedges` more. Attempt scopes are not linked
+ *   into the call's scope: the call listens once and relays an abort to the attempts still
+ *   running, so a finished attempt leaves nothing registered on the call's scope.
  * - The first SUCCESS wins. Every other attempt still running is cancelled: its signal aborts with a
  *   {@link HedgeCancelledError} (code `CANCELLED`).
  * - A failure while other attempts run does not settle the call; like a non-fatal status in gRPC,
@@ -14,6 +16,9 @@
  * - When every attempt has failed, the call rejects with the LAST error to arrive, unchanged. A
  *   hedge that never fired is therefore invisible, and error kinds (`CIRCUIT_OPEN`, `TIMEOUT`, ...)
  *   still reach outer policies such as `retry` and `fallback`.
+ * - If `hedgeOnError` throws, the failed attempt starts no hedge (as if it returned false), the
+ *   call settles as it otherwise would, and the bug is rethrown from a microtask, where it
+ *   surfaces as an uncaught exception instead of hanging the call.
  * - Hedges never outlive the deadline: no hedge starts at or after `expiresAt`, and when the call's
  *   scope aborts (deadline, caller cancel, outer timeout) every attempt is aborted and the call
  *   rejects at once with the scope's reason.
@@ -21,7 +26,7 @@
  *   `budgetMinPerSecond`, over a sliding 10 s window (Finagle-style). Above it, slow calls simply
  *   wait for their first attempt.
  */
-import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import { setLongTimer, systemClock, type Clock, type TimerHandle } from './clock.js';
 import { CancelledError, InvalidOptionsError, isRetryable } from './errors.js';
 import { Emitter, type Subscribe } from './events.js';
 import { LatencyTracker } from './latency-tracker.js';
@@ -32,6 +37,7 @@ import {
   checkClock,
   checkName,
   checkRandom,
+  describeValue,
   rejectUnknownKeys,
   requireInteger,
   requireNumber,
@@ -83,7 +89,8 @@ export interface HedgeOptions {
   budgetMinPerSecond?: number;
   /**
    * Whether a failed attempt may start the next hedge at once rather than waiting for the delay.
-   * Default: errors that do not say `retryable: false` (see `isRetryable`).
+   * Default: errors that do not say `retryable: false` (see `isRetryable`). A function that throws
+   * counts as false; its error is rethrown from a microtask.
    */
   hedgeOnError?: boolean | ((error: unknown) => boolean);
   /** Name used in events. Default `"hedge"`. */
@@ -182,8 +189,6 @@ class HedgeBudget {
   }
 }
 
-/** Names a bad option value in an error message without printing "[object Object]". */
-
 export class HedgePolicy extends PolicyBase {
   readonly name: string;
   readonly maxHedges: number;
@@ -276,7 +281,7 @@ export class HedgePolicy extends PolicyBase {
     const hedgeOnError = options.hedgeOnError ?? isRetryable;
     if (typeof hedgeOnError !== 'boolean' && typeof hedgeOnError !== 'function') {
       throw new InvalidOptionsError(
-        `${where}: hedgeOnError must be a boolean or a function (error) => boolean, got ${String(hedgeOnError)}`,
+        `${where}: hedgeOnError must be a boolean or a function (error) => boolean, got ${describeValue(hedgeOnError)}`,
       );
     }
     this.hedgeOnError = hedgeOnError;
@@ -309,7 +314,16 @@ export class HedgePolicy extends PolicyBase {
   /** @internal */
   mayHedgeOn(error: unknown): boolean {
     const rule = this.hedgeOnError;
-    return typeof rule === 'boolean' ? rule : rule(error);
+    if (typeof rule === 'boolean') return rule;
+    try {
+      return rule(error);
+    } catch (bug) {
+      // The call must still settle; surface the bug outside its control flow (as events.ts does).
+      queueMicrotask(() => {
+        throw bug;
+      });
+      return false;
+    }
   }
 
   /** @internal */
@@ -453,7 +467,8 @@ class HedgeCall<T> implements AbortListener {
     if (this.hedges >= this.policy.maxHedges || this.noBudget) return;
     // A hedge that would start at or after the deadline could not finish in time.
     if (now + delayMs >= this.context.expiresAt) return;
-    this.timer = this.policy.clock.setTimer((this.onTimer ??= () => this.fire()), delayMs);
+    // setLongTimer: a delay beyond the largest timer delay must not hedge early.
+    this.timer = setLongTimer(this.policy.clock, (this.onTimer ??= () => this.fire()), delayMs);
   }
 
   private fire(): void {

@@ -40,6 +40,8 @@ export { timeout, TimeoutPolicy, type TimeoutOptions, type TimeoutEvent } from '
 export {
   circuitBreaker,
   CircuitBreakerPolicy,
+  BREAKER_IGNORED_CODES,
+  isIgnoredByBreaker,
   type CircuitBreakerOptions,
   type CircuitBreakerEvent,
   type BreakerState,

@@ -55,7 +55,7 @@ describe('rateLimiter: options', () => {
       3,
       'reject',
       Infinity,
-      'rateLimiter',
+      'rate-limiter',
     ]);
     expect(rateLimiter({ tokensPerSecond: 0.5, clock }).burst).toBe(1);
   });
@@ -154,9 +154,9 @@ describe('rateLimiter: wait mode', () => {
     ]);
     expect(calls.every(c => c.state === 'fulfilled')).toBe(true);
     expect(events).toEqual([
-      { type: 'ratelimit.waited', policy: 'rateLimiter', waitedMs: 100, queued: 2 },
-      { type: 'ratelimit.waited', policy: 'rateLimiter', waitedMs: 200, queued: 1 },
-      { type: 'ratelimit.waited', policy: 'rateLimiter', waitedMs: 300, queued: 0 },
+      { type: 'ratelimit.waited', policy: 'rate-limiter', waitedMs: 100, queued: 2 },
+      { type: 'ratelimit.waited', policy: 'rate-limiter', waitedMs: 200, queued: 1 },
+      { type: 'ratelimit.waited', policy: 'rate-limiter', waitedMs: 300, queued: 0 },
     ]);
     expect(clock.pendingTimers).toBe(0);
   });
@@ -228,7 +228,7 @@ describe('rateLimiter: wait mode', () => {
     expect(late.error).toBeInstanceOf(RateLimitedError);
     expect((late.error as RateLimitedError).retryAfterMs).toBe(200);
     expect(events).toEqual([
-      { type: 'ratelimit.rejected', policy: 'rateLimiter', reason: 'deadline', retryAfterMs: 200 },
+      { type: 'ratelimit.rejected', policy: 'rate-limiter', reason: 'deadline', retryAfterMs: 200 },
     ]);
     const fits = observe(policy.execute(() => 'd', { deadline: Deadline.after(250, { clock }) }));
     await clock.advance(200);
@@ -266,7 +266,7 @@ describe('rateLimiter: wait mode', () => {
     expect(c.state).toBe('rejected');
     expect((c.error as RateLimitedError).retryAfterMs).toBe(200);
     expect(events).toEqual([
-      { type: 'ratelimit.rejected', policy: 'rateLimiter', reason: 'max_wait', retryAfterMs: 200 },
+      { type: 'ratelimit.rejected', policy: 'rate-limiter', reason: 'max_wait', retryAfterMs: 200 },
     ]);
     await clock.advance(100);
     expect(b.value).toBe('b');

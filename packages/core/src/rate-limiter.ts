@@ -14,9 +14,15 @@ import { InvalidOptionsError, RateLimitedError } from './errors.js';
 import { Emitter, type Subscribe } from './events.js';
 import { PolicyBase, type Context, type Sink, type Step, type Work } from './policy.js';
 import type { AbortListener } from './scope.js';
-import { checkClock, checkName } from './validate.js';
+import {
+  checkClock,
+  checkName,
+  rejectUnknownKeys,
+  requireNumber,
+  requireObject,
+  requirePositive,
+} from './validate.js';
 import { WaitList, type ListNode } from './wait-list.js';
-import { rejectUnknownKeys, requireNumber, requireObject, requirePositive } from './validate.js';
 
 export interface RateLimiterOptions {
   /** Refill rate, in tokens (calls) per second; may be fractional (0.5 = one call every 2 s). Required. */
@@ -38,7 +44,7 @@ export interface RateLimiterOptions {
    * call's deadline still applies.
    */
   maxWaitMs?: number;
-  /** Name used in events and errors. Default `"rateLimiter"`. */
+  /** Name used in events and errors. Default `"rate-limiter"`. */
   name?: string;
   /** Default: the system clock. */
   clock?: Clock;
@@ -111,7 +117,7 @@ export class RateLimiterPolicy extends PolicyBase {
       options.maxWaitMs === undefined
         ? Infinity
         : requireNumber(where, 'maxWaitMs (milliseconds)', options.maxWaitMs, 0);
-    this.name = checkName(where, options.name) ?? 'rateLimiter';
+    this.name = checkName(where, options.name) ?? 'rate-limiter';
     this.clock = checkClock(where, options.clock) ?? systemClock;
     this.perMs = this.tokensPerSecond / 1000;
     this.level = this.burst;

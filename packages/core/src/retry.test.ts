@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { TestClock, flushMicrotasks, observe } from '@bulwark/testing';
 import { constantBackoff, customBackoff, exponentialBackoff } from './backoff.js';
+import { clampDelay, MAX_TIMER_DELAY_MS, type Clock } from './clock.js';
 import { Deadline } from './deadline.js';
 import {
   CircuitOpenError,
@@ -728,5 +729,33 @@ describe('retry: events', () => {
     );
     expect(outcomes).toEqual(['stop']);
     expect(clock.pendingTimers).toBe(0);
+  });
+});
+
+describe('retry: long delays', () => {
+  it('a delay beyond the largest timer delay does not retry early', async () => {
+    const test = new TestClock();
+    const clock: Clock = {
+      now: () => test.now(),
+      wallNow: () => test.wallNow(),
+      setTimer: (callback, delayMs) => test.setTimer(callback, clampDelay(delayMs)),
+    };
+    const policy = retry({
+      maxAttempts: 2,
+      backoff: constantBackoff({ delayMs: MAX_TIMER_DELAY_MS + 1000 }),
+      budget: false,
+      clock,
+    });
+    let attempts = 0;
+    const result = observe(
+      policy.execute(() => (++attempts === 1 ? Promise.reject(new Error('503')) : 'ok')),
+    );
+    await test.advance(MAX_TIMER_DELAY_MS);
+    expect(attempts).toBe(1);
+    await test.advance(999);
+    expect(attempts).toBe(1);
+    await test.advance(1);
+    expect(attempts).toBe(2);
+    expect(result.value).toBe('ok');
   });
 });

@@ -24,7 +24,7 @@
  * the caller is better placed to judge it than an error that hides it.
  */
 import { exponentialBackoff, type Backoff } from './backoff.js';
-import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import { setLongTimer, systemClock, type Clock, type TimerHandle } from './clock.js';
 import {
   InvalidOptionsError,
   isRetryable,
@@ -41,6 +41,7 @@ import {
   checkClock,
   checkName,
   checkRandom,
+  describeValue,
   rejectUnknownKeys,
   requireFunction,
   requireInteger,
@@ -167,7 +168,7 @@ export class RetryPolicy extends PolicyBase {
     const where = 'retry';
     if (options === null || typeof options !== 'object') {
       throw new InvalidOptionsError(
-        `${where}: expected an options object such as retry({ maxAttempts: 3 }), got ${show(options)}`,
+        `${where}: expected an options object such as retry({ maxAttempts: 3 }), got ${describeValue(options)}`,
       );
     }
     rejectUnknownKeys(where, options, KNOWN);
@@ -186,7 +187,7 @@ export class RetryPolicy extends PolicyBase {
     const backoff = options.backoff ?? exponentialBackoff();
     if (backoff === null || typeof backoff !== 'object' || typeof backoff.next !== 'function') {
       throw new InvalidOptionsError(
-        `${where}: backoff must be a Backoff (an object with next()), e.g. exponentialBackoff(); got ${show(backoff)}`,
+        `${where}: backoff must be a Backoff (an object with next()), e.g. exponentialBackoff(); got ${describeValue(backoff)}`,
       );
     }
     this.backoff = backoff;
@@ -208,7 +209,7 @@ export class RetryPolicy extends PolicyBase {
       typeof budget.tryWithdraw !== 'function'
     ) {
       throw new InvalidOptionsError(
-        `${where}: budget must be a RetryBudget (e.g. retryBudget()) or false, got ${show(budget)}`,
+        `${where}: budget must be a RetryBudget (e.g. retryBudget()) or false, got ${describeValue(budget)}`,
       );
     } else {
       this.budget = budget;
@@ -233,25 +234,6 @@ export class RetryPolicy extends PolicyBase {
       this.budget?.recordRequest();
       new RetryCall(this, next, work, context, sink).start();
     };
-  }
-}
-
-/** For messages: strings quoted, objects named by kind (String() would print [object Object]). */
-function show(value: unknown): string {
-  switch (typeof value) {
-    case 'object':
-      return value === null ? 'null' : 'an object without the needed methods';
-    case 'function':
-      return 'a function';
-    case 'string':
-      return JSON.stringify(value);
-    case 'number':
-    case 'bigint':
-    case 'boolean':
-    case 'undefined':
-      return String(value);
-    default:
-      return typeof value;
   }
 }
 
@@ -432,7 +414,9 @@ class RetryCall<T> implements Sink<T>, AbortListener {
     scope.add(this);
     // add() calls abort() at once if the scope aborted during an event listener.
     if (this.done) return;
-    this.timer = policy.clock.setTimer(() => this.wake(), delayMs);
+    // setLongTimer: a delay beyond the largest timer delay (a custom backoff's maxMs, a long
+    // Retry-After) must not retry early.
+    this.timer = setLongTimer(policy.clock, () => this.wake(), delayMs);
   }
 
   private wake(): void {

@@ -3,20 +3,42 @@ import type { Clock } from './clock.js';
 import { InvalidOptionsError } from './errors.js';
 import type { Random } from './random.js';
 
-function show(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (value === null || typeof value !== 'object') return String(value);
-  try {
-    return JSON.stringify(value) ?? typeof value;
-  } catch {
-    return 'an object';
+/**
+ * Names a value in an error message: strings quoted, objects as (short) JSON or by kind, never
+ * "[object Object]". Shared by every policy's option checks.
+ */
+export function describeValue(value: unknown): string {
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'function':
+      return 'a function';
+    case 'object': {
+      if (value === null) return 'null';
+      let json: string | undefined;
+      try {
+        json = JSON.stringify(value);
+      } catch {
+        json = undefined;
+      }
+      if (json !== undefined && json !== '{}') {
+        return json.length > 80 ? `${json.slice(0, 77)}...` : json;
+      }
+      // JSON drops methods: name the class, or the keys, rather than print "{}".
+      const kind = (value as { constructor?: { name?: unknown } }).constructor?.name;
+      if (typeof kind === 'string' && kind !== '' && kind !== 'Object') return `a ${kind}`;
+      const keys = Object.keys(value);
+      return keys.length === 0 ? '{}' : `an object with keys ${keys.join(', ')}`;
+    }
+    default:
+      return String(value);
   }
 }
 
 export function requireInteger(where: string, name: string, value: unknown, min: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
     throw new InvalidOptionsError(
-      `${where}: ${name} must be an integer >= ${min}, got ${show(value)}`,
+      `${where}: ${name} must be an integer >= ${min}, got ${describeValue(value)}`,
     );
   }
   return value;
@@ -26,7 +48,7 @@ export function requireInteger(where: string, name: string, value: unknown, min:
 export function requireNumber(where: string, name: string, value: unknown, min = 0): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
     throw new InvalidOptionsError(
-      `${where}: ${name} must be a finite number >= ${min}, got ${show(value)}`,
+      `${where}: ${name} must be a finite number >= ${min}, got ${describeValue(value)}`,
     );
   }
   return value;
@@ -36,7 +58,7 @@ export function requireNumber(where: string, name: string, value: unknown, min =
 export function requirePositive(where: string, name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
     throw new InvalidOptionsError(
-      `${where}: ${name} must be a finite number > 0, got ${show(value)}`,
+      `${where}: ${name} must be a finite number > 0, got ${describeValue(value)}`,
     );
   }
   return value;
@@ -52,7 +74,7 @@ export function requireRatio(
 ): number {
   if (typeof value !== 'number' || !(value >= min && value <= max)) {
     throw new InvalidOptionsError(
-      `${where}: ${name} must be a number in [${min}, ${max}], got ${show(value)}`,
+      `${where}: ${name} must be a number in [${min}, ${max}], got ${describeValue(value)}`,
     );
   }
   return value;
@@ -60,13 +82,17 @@ export function requireRatio(
 
 export function requireFunction(where: string, name: string, value: unknown): void {
   if (typeof value !== 'function') {
-    throw new InvalidOptionsError(`${where}: ${name} must be a function, got ${show(value)}`);
+    throw new InvalidOptionsError(
+      `${where}: ${name} must be a function, got ${describeValue(value)}`,
+    );
   }
 }
 
 export function requireObject(where: string, value: unknown): void {
   if (value === null || typeof value !== 'object') {
-    throw new InvalidOptionsError(`${where}: expected an options object, got ${show(value)}`);
+    throw new InvalidOptionsError(
+      `${where}: expected an options object, got ${describeValue(value)}`,
+    );
   }
 }
 
@@ -91,7 +117,7 @@ export function checkClock(where: string, clock: unknown): Clock | undefined {
     typeof candidate.setTimer !== 'function'
   ) {
     throw new InvalidOptionsError(
-      `${where}: clock must implement Clock (now(), wallNow(), setTimer()), got ${show(clock)}; omit it to use the system clock`,
+      `${where}: clock must implement Clock (now(), wallNow(), setTimer()), got ${describeValue(clock)}; omit it to use the system clock`,
     );
   }
   return candidate as Clock;
@@ -104,7 +130,7 @@ export function checkRandom(where: string, random: unknown): void {
     (random === null || typeof random !== 'object' || typeof (random as Random).next !== 'function')
   ) {
     throw new InvalidOptionsError(
-      `${where}: random must implement Random (next()), got ${show(random)}; use seededRandom(seed) in tests`,
+      `${where}: random must implement Random (next()), got ${describeValue(random)}; use seededRandom(seed) in tests`,
     );
   }
 }
@@ -114,7 +140,7 @@ export function checkName(where: string, name: unknown): string | undefined {
   if (name === undefined) return undefined;
   if (typeof name !== 'string' || name === '') {
     throw new InvalidOptionsError(
-      `${where}: name must be a non-empty string (used in events and errors), got ${show(name)}`,
+      `${where}: name must be a non-empty string (used in events and errors), got ${describeValue(name)}`,
     );
   }
   return name;

@@ -44,4 +44,19 @@ describe('ConsecutiveWindow', () => {
     copy.restore({ kind: 'consecutive', failures: -4 });
     expect(copy.failures()).toBe(0);
   });
+
+  it('snapshots the slow part of the run, so a restored window blames slow calls the same way', () => {
+    const window = new ConsecutiveWindow(3);
+    window.record(SLOW);
+    window.record(SLOW);
+    const snapshot = JSON.parse(JSON.stringify(window.snapshot()));
+    expect(snapshot).toEqual({ kind: 'consecutive', failures: 2, slowCalls: 2 });
+    const copy = new ConsecutiveWindow(3);
+    copy.restore(snapshot);
+    expect(copy.slowCalls()).toBe(2);
+    expect(copy.record(SLOW)).toBe(TRIP_SLOW);
+    // Untrusted data: never more slow calls than the run holds.
+    copy.restore({ kind: 'consecutive', failures: 1, slowCalls: 9 });
+    expect(copy.slowCalls()).toBe(1);
+  });
 });

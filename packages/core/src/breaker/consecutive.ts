@@ -51,12 +51,17 @@ export class ConsecutiveWindow implements FailureWindow {
   }
 
   snapshot(): WindowSnapshot {
-    return { kind: 'consecutive', failures: this.run };
+    // The slow part of the run decides whether a trip blames slow calls; omitted when 0, which
+    // is also how snapshots from before it was recorded read.
+    return this.slowRun === 0
+      ? { kind: 'consecutive', failures: this.run }
+      : { kind: 'consecutive', failures: this.run, slowCalls: this.slowRun };
   }
 
   restore(snapshot: WindowSnapshot): void {
     this.reset();
     if (snapshot.kind !== 'consecutive') return;
     this.run = count(snapshot.failures);
+    this.slowRun = Math.min(this.run, count(snapshot.slowCalls));
   }
 }

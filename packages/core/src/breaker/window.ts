@@ -22,6 +22,8 @@ export type WindowSnapshot =
       readonly kind: 'consecutive';
       /** Consecutive failing (or slow) calls so far. */
       readonly failures: number;
+      /** How many calls of that run were slow. Omitted when 0. */
+      readonly slowCalls?: number;
     }
   | {
       readonly kind: 'count';

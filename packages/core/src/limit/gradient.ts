@@ -12,6 +12,10 @@
  * As in Gradient2, the limit does not move while fewer than half of it are in use (the caller,
  * not the dependency, is the bottleneck), and the long average is pulled down quickly once the
  * short one falls below half of it, so the limiter recovers after a long overload.
+ *
+ * Also as in Gradient2, the `dropped` flag is ignored: a drop (a shed call, a timeout) moves the
+ * limit only through its round-trip time, which for a timeout is long and so pulls the short
+ * average up. To cut the limit on every drop, use the AIMD limit.
  */
 import { rejectUnknownKeys, requireInteger, requireNumber, requireObject } from '../validate.js';
 import { InvalidOptionsError } from '../errors.js';
