@@ -6,7 +6,7 @@
  * The slot is released when the work settles, whether it returned, rejected or threw.
  */
 import { systemClock, type Clock } from './clock.js';
-import { BulkheadFullError, DeadlineExceededError } from './errors.js';
+import { BulkheadFullError } from './errors.js';
 import { Emitter, type Subscribe } from './events.js';
 import { PolicyBase, type Context, type Sink, type Step, type Work } from './policy.js';
 import type { AbortListener } from './scope.js';
@@ -174,8 +174,7 @@ export class BulkheadPolicy extends PolicyBase {
       // No time left to wait in: do not queue a call that could only run past its deadline. When
       // the limit's owner (an outer timeout, say) has already aborted the scope, its reason is the
       // error; otherwise its timer has not fired yet and the deadline's error stands in.
-      const scope = context.scope;
-      sink.fail(scope.aborted ? scope.reason : new DeadlineExceededError());
+      sink.fail(context.limitError());
       return;
     }
     const waiter = new BulkheadWaiter(

@@ -13,7 +13,7 @@
  * they route a request.
  */
 import { systemClock, type Clock } from './clock.js';
-import { DeadlineExceededError, hasCode, InvalidOptionsError, LoadShedError } from './errors.js';
+import { hasCode, InvalidOptionsError, LoadShedError } from './errors.js';
 import { Emitter, type Subscribe } from './events.js';
 import {
   PolicyBase,
@@ -321,8 +321,7 @@ export class ConcurrencyLimitPolicy extends PolicyBase {
     if (context.expiresAt <= now) {
       // The limit that passed may be an outer timeout's (or the priority function cancelled the
       // call): its scope's reason is the right error when it has one.
-      const scope = context.scope;
-      sink.fail(scope.aborted ? scope.reason : new DeadlineExceededError());
+      sink.fail(context.limitError());
       return;
     }
     if (this.waiters.size >= this.maxQueue) {

@@ -20,7 +20,7 @@
  * would never settle.
  */
 import { setLongTimer, systemClock, type Clock, type TimerHandle } from './clock.js';
-import { DeadlineExceededError, InjectedFaultError, InvalidOptionsError } from './errors.js';
+import { InjectedFaultError, InvalidOptionsError } from './errors.js';
 import { Emitter, type Subscribe } from './events.js';
 import {
   PolicyBase,
@@ -233,7 +233,7 @@ class LatencyWait<T> implements AbortListener {
     scope.remove(this);
     if (this.atDeadline) {
       // Normally whoever set the limit aborts the scope first; this covers a deadline nobody arms.
-      this.sink.fail(scope.aborted ? scope.reason : new DeadlineExceededError());
+      this.sink.fail(this.context.limitError());
       return;
     }
     this.next(this.work, this.context, this.sink);

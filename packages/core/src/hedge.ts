@@ -457,7 +457,14 @@ class HedgeCall<T> implements AbortListener {
     this.running++;
     this.next(
       this.work,
-      new Context(attempt, context.expiresAt, context.attempt + index, context.clock),
+      new Context(
+        attempt,
+        context.expiresAt,
+        context.attempt + index,
+        context.clock,
+        undefined,
+        context.limit,
+      ),
       attempt,
     );
     return attempt;

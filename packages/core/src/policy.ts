@@ -47,8 +47,20 @@ export class Context implements ExecutionContext {
     readonly attempt: number,
     readonly clock: Clock,
     deadline?: Deadline,
+    /** Who set `expiresAt`, and so which error reaching it means; undefined: a deadline. */
+    readonly limit?: LimitOwner,
   ) {
     this.made = deadline;
+  }
+  /**
+   * The error for "no time left before expiresAt": the scope's reason once it has aborted, else
+   * what the limit's owner says (a timeout's `TimeoutError` is retryable, a deadline's
+   * `DeadlineExceededError` is not). Policies that refuse to wait past the limit use this, so
+   * the caller sees the same error whether the limit's timer or the policy noticed first.
+   */
+  limitError(): unknown {
+    if (this.scope.aborted) return this.scope.reason;
+    return this.limit === undefined ? new DeadlineExceededError() : this.limit.limitError();
   }
   get signal(): AbortSignal {
     return this.scope.signal;
@@ -65,8 +77,13 @@ export class Context implements ExecutionContext {
   }
   /** The same limits and cancellation, for another attempt. */
   withAttempt(attempt: number): Context {
-    return new Context(this.scope, this.expiresAt, attempt, this.clock, this.made);
+    return new Context(this.scope, this.expiresAt, attempt, this.clock, this.made, this.limit);
   }
+}
+
+/** A policy that sets a context's limit says which error means the limit was reached. */
+export interface LimitOwner {
+  limitError(): unknown;
 }
 
 /** One link of a composed pipeline. */

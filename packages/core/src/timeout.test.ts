@@ -9,6 +9,7 @@ import {
 } from './errors.js';
 import { pipeline } from './pipeline.js';
 import type { ExecutionContext } from './policy.js';
+import { faultInjection } from './fault-injection.js';
 import { timeout, type TimeoutEvent } from './timeout.js';
 
 /** Work that settles only when the test says so. */
@@ -185,6 +186,22 @@ describe('timeout', () => {
     // Idle again: the ticker stops at its next tick and leaves nothing behind.
     await clock.advance(10);
     expect(clock.pendingTimers).toBe(0);
+  });
+
+  it("an inner policy that runs out of the timeout's time reports the retryable TimeoutError", async () => {
+    const clock = new TestClock();
+    const policy = pipeline(
+      timeout({ timeoutMs: 100, resolutionMs: 10, clock }),
+      faultInjection({ rate: 1, fault: { kind: 'latency', delayMs: 500 }, clock }),
+    );
+    const first = observe(policy.execute(() => 'x')); // idle start: exact, starts the ticker
+    await clock.advance(35); // last tick at 30
+    const second = observe(policy.execute(() => 'y')); // told the conservative limit 130
+    await clock.advance(95); // t = 130: the latency stops at the limit it was told
+    expect(isTimeoutError(first.error)).toBe(true);
+    expect(second.state).toBe('rejected');
+    expect(isTimeoutError(second.error)).toBe(true);
+    expect(isDeadlineExceededError(second.error)).toBe(false);
   });
 
   it('holds the process open at most resolutionMs after the last call', async () => {

@@ -7,7 +7,7 @@
 import { systemClock, type Clock } from './clock.js';
 import { InvalidOptionsError, TimeoutError } from './errors.js';
 import { Emitter, type Subscribe } from './events.js';
-import { Context, PolicyBase, type Sink, type Step } from './policy.js';
+import { Context, PolicyBase, type LimitOwner, type Sink, type Step } from './policy.js';
 import { Scope, type AbortListener } from './scope.js';
 import { TickQueue, type TickEntry } from './tick-queue.js';
 import { TimerQueue } from './timer-queue.js';
@@ -43,7 +43,7 @@ export interface TimeoutEvent {
   timeoutMs: number;
 }
 
-export class TimeoutPolicy extends PolicyBase {
+export class TimeoutPolicy extends PolicyBase implements LimitOwner {
   readonly name: string;
   readonly timeoutMs: number;
   readonly resolutionMs: number;
@@ -91,7 +91,7 @@ export class TimeoutPolicy extends PolicyBase {
         context.scope.add(call);
         if (call.settled) return; // the parent had already aborted
         if (queued) queue.add(call);
-        next(work, new Context(call, expiresAt, context.attempt, clock), call);
+        next(work, new Context(call, expiresAt, context.attempt, clock, undefined, this), call);
       };
     }
     const queue = new TickQueue<TimeoutCall<unknown>>(clock, timeoutMs, this.resolutionMs);
@@ -111,8 +111,13 @@ export class TimeoutPolicy extends PolicyBase {
       context.scope.add(call);
       if (call.settled) return;
       if (queued) queue.add(call, exact);
-      next(work, new Context(call, expiresAt, context.attempt, clock), call);
+      next(work, new Context(call, expiresAt, context.attempt, clock, undefined, this), call);
     };
+  }
+
+  /** @internal The error for a call under this timeout that has no time left (see Context). */
+  limitError(): TimeoutError {
+    return new TimeoutError(this.timeoutMs);
   }
 
   /** @internal */
