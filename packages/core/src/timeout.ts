@@ -73,44 +73,34 @@ export class TimeoutPolicy extends PolicyBase implements LimitOwner {
   compose(next: Step): Step {
     const clock = this.clock;
     const timeoutMs = this.timeoutMs;
-    if (this.resolutionMs === 0) {
-      const queue = new TimerQueue<TimeoutCall<unknown>>(clock);
-      return (work, context, sink) => {
-        let expiresAt = clock.now() + timeoutMs;
-        // An earlier outer limit (deadline or outer timeout) enforces itself through the parent
-        // scope; this call only queues its own, earlier expiry.
-        const queued = context.expiresAt > expiresAt;
-        if (!queued) expiresAt = context.expiresAt;
-        const call = new TimeoutCall(
-          expiresAt,
-          context.scope,
-          sink,
-          queued ? queue : undefined,
-          this,
-        );
-        context.scope.add(call);
-        if (call.settled) return; // the parent had already aborted
-        if (queued) queue.add(call);
-        next(work, new Context(call, expiresAt, context.attempt, clock, undefined, this), call);
-      };
-    }
-    const queue = new TickQueue<TimeoutCall<unknown>>(clock, timeoutMs, this.resolutionMs);
+    // resolutionMs 0: every call reads the clock and shares one exact timer queue.
+    const ticks =
+      this.resolutionMs === 0
+        ? undefined
+        : new TickQueue<TimeoutCall<unknown>>(clock, timeoutMs, this.resolutionMs);
+    const exactQueue =
+      ticks === undefined ? new TimerQueue<TimeoutCall<unknown>>(clock) : undefined;
     return (work, context, sink) => {
-      const exact = !queue.ticking;
-      let expiresAt = queue.begin();
+      const exact = ticks === undefined || !ticks.ticking;
+      let expiresAt = ticks === undefined ? clock.now() + timeoutMs : ticks.begin();
+      // An earlier outer limit (deadline or outer timeout) enforces itself through the parent
+      // scope; this call only queues its own, earlier expiry.
       const queued = context.expiresAt > expiresAt;
       if (!queued) expiresAt = context.expiresAt;
       const call = new TimeoutCall(
         expiresAt,
         context.scope,
         sink,
-        queued ? queue : undefined,
+        queued ? (ticks ?? exactQueue) : undefined,
         this,
       );
       if (exact) call.fireAt = expiresAt;
       context.scope.add(call);
-      if (call.settled) return;
-      if (queued) queue.add(call, exact);
+      if (call.settled) return; // the parent had already aborted
+      if (queued) {
+        if (ticks !== undefined) ticks.add(call, exact);
+        else (exactQueue as TimerQueue<TimeoutCall<unknown>>).add(call);
+      }
       next(work, new Context(call, expiresAt, context.attempt, clock, undefined, this), call);
     };
   }
