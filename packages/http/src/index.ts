@@ -21,6 +21,7 @@ export {
   type HttpDependencyErrorOptions,
 } from './client/errors.js';
 export { parseRetryAfter } from './client/classify.js';
+export { currentRequestId } from './request-context.js';
 export { IDEMPOTENCY_KEY_HEADER, isIdempotentMethod } from './client/idempotency.js';
 export type {
   HttpDependencyEvent,

@@ -186,3 +186,23 @@ export function statusError(
     bodyExcerpt,
   });
 }
+
+/**
+ * True when a 504 answer is a Bulwark problem saying `DEADLINE_EXCEEDED` (or of the
+ * deadline-exceeded type). Read from the body excerpt with a pattern rather than a JSON parse, so
+ * a problem cut at the excerpt limit still counts.
+ */
+export function reportsDeadlineExceeded(
+  status: number,
+  headers: Headers,
+  bodyExcerpt: string | undefined,
+): boolean {
+  if (status !== 504 || bodyExcerpt === undefined) return false;
+  const type = headers['content-type'];
+  const contentType = typeof type === 'string' ? type : type?.[0];
+  if (contentType === undefined || !contentType.toLowerCase().includes('json')) return false;
+  return (
+    /"code"\s*:\s*"DEADLINE_EXCEEDED"/.test(bodyExcerpt) ||
+    /"type"\s*:\s*"urn:bulwark:problem:deadline-exceeded"/.test(bodyExcerpt)
+  );
+}

@@ -6,7 +6,10 @@ import { constantBackoff, Deadline, retry, type RetryEvent } from '@bulwark/core
 import { runWithDeadline } from '@bulwark/core/ambient';
 import { startFaultProxy, type FaultProxy } from '@bulwark/testing';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Pool, type Dispatcher } from 'undici';
+import { requestStorage } from '../request-context.js';
 import { httpDependency, type HttpDependency } from './dependency.js';
+import { HttpDeadlineExceededError } from './errors.js';
 import type { HttpDependencyOptions } from './options.js';
 import type { HttpDependencyEvent } from './events.js';
 
@@ -148,6 +151,20 @@ describe('httpDependency: requests', () => {
     const t = await target((req, res) => json(res, 200, req.headers['x-request-id'] ?? null));
     const users = dep(t.url, { getRequestId: () => 'req-7' });
     expect(await users.getJson('/')).toBe('req-7');
+  });
+
+  it('sends the ambient inbound request id by default, and none with getRequestId: false', async () => {
+    const t = await target((req, res) => json(res, 200, req.headers['x-request-id'] ?? null));
+    const users = dep(t.url);
+    const quiet = dep(t.url, { getRequestId: false });
+    expect(await users.getJson('/')).toBe(null);
+    expect(await requestStorage.run({ requestId: 'abc' }, () => users.getJson('/'))).toBe('abc');
+    expect(await requestStorage.run({ requestId: 'abc' }, () => quiet.getJson('/'))).toBe(null);
+    // A request's own header wins.
+    const mine = requestStorage.run({ requestId: 'abc' }, () =>
+      users.getJson('/', { headers: { 'X-Request-Id': 'mine' } }),
+    );
+    expect(await mine).toBe('mine');
   });
 
   it('decodes gzip and br bodies', async () => {
@@ -352,6 +369,46 @@ describe('httpDependency: deadlines', () => {
     await expect(call).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED' });
     await closed;
     expect(t.requests).toHaveLength(1);
+  });
+
+  it('gives undici a signal only when something can abort the call (ctx.cancellable)', async () => {
+    const t = await target((_req, res) => json(res, 200, {}));
+    const pool = new Pool(t.url);
+    cleanups.push(() => pool.close());
+    const signals: unknown[] = [];
+    const spy = Object.create(pool) as Pool;
+    const request = (opts: Dispatcher.RequestOptions) => {
+      signals.push(opts.signal);
+      return pool.request(opts);
+    };
+    spy.request = request;
+    const users = dep(t.url, { dispatcher: spy });
+    await users.getJson('/');
+    await users.getJson('/', { deadline: Deadline.after(5_000) });
+    await users.getJson('/', { signal: new AbortController().signal });
+    expect(signals[0]).toBeNull();
+    expect(signals[1]).toBeInstanceOf(AbortSignal);
+    expect(signals[2]).toBeInstanceOf(AbortSignal);
+  });
+
+  it('a 504 problem saying DEADLINE_EXCEEDED for the budget we sent is our deadline, not retried', async () => {
+    const problem = { type: 'urn:bulwark:problem:deadline-exceeded', code: 'DEADLINE_EXCEEDED' };
+    const t = await target((_req, res) =>
+      json(res, 504, problem, { 'content-type': 'application/problem+json' }),
+    );
+    const users = dep(t.url);
+    const error: unknown = await users
+      .getJson('/', { deadline: Deadline.after(5_000) })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(HttpDeadlineExceededError);
+    expect(error).toMatchObject({ code: 'DEADLINE_EXCEEDED', downstream: true, retryable: false });
+    expect(t.requests).toHaveLength(1);
+    // Without a deadline of ours (or when it is not sent) it is the dependency's own 504.
+    await expect(users.getJson('/')).rejects.toMatchObject({ code: 'UPSTREAM_5XX', status: 504 });
+    const third = dep(t.url, { propagateDeadline: false, policies: [] });
+    await expect(third.getJson('/', { deadline: Deadline.after(5_000) })).rejects.toMatchObject({
+      code: 'UPSTREAM_5XX',
+    });
   });
 
   it('the caller’s signal cancels the call', async () => {

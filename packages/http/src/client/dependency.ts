@@ -11,10 +11,8 @@
 import {
   deadlineToHeaders,
   InvalidOptionsError,
-  invoke,
   isBulwarkError,
   pipeline,
-  runStep,
   type Clock,
   type Deadline,
   type ExecuteOptions,
@@ -24,7 +22,7 @@ import {
 } from '@bulwark/core';
 import { currentDeadline } from '@bulwark/core/ambient';
 import { Pool, type Dispatcher } from 'undici';
-import { classifyTransportError, statusError } from './classify.js';
+import { classifyTransportError, reportsDeadlineExceeded, statusError } from './classify.js';
 import { ACCEPT_ENCODING, parseJson, readBody, type BodyLimits } from './decode.js';
 import {
   HttpDeadlineExceededError,
@@ -80,17 +78,6 @@ export interface HttpResponse<T = unknown> {
 }
 
 type Headers = Record<string, string>;
-
-/**
- * The shared AbortSignal of calls that nothing can cancel (no deadline, no signal, no timeout
- * policy). Core hands every such call the same never-aborting signal; giving it to undici would add
- * one listener per in-flight request to one object (and Node warns past 10), for nothing. We learn
- * its identity once by running a trivial step, and do not pass it on.
- */
-let neverSignal: AbortSignal | undefined;
-void runStep(invoke, (ctx: ExecutionContext) => {
-  neverSignal = ctx.signal;
-});
 
 /** One call's fixed parts, prepared once and shared by its attempts. */
 class Call {
@@ -305,7 +292,10 @@ export class HttpDependency {
       // Each attempt tells the callee what is left now, not what the call started with.
       if (o.propagateDeadline) headers = { ...headers, ...deadlineToHeaders(deadline) };
     }
-    const signal = ctx.signal === neverSignal ? undefined : ctx.signal;
+    // A call nothing can abort (no deadline, no caller signal, no timeout policy) gets core's
+    // shared never-firing signal; handing it to undici would only pile one listener per
+    // in-flight request onto one object (Node warns past 10).
+    const signal = ctx.cancellable ? ctx.signal : undefined;
     const started = this.clock.now();
     let response: Dispatcher.ResponseData;
     try {
@@ -340,6 +330,18 @@ export class HttpDependency {
         excerpt = buffer.length > 0 ? buffer.toString('utf8') : undefined;
       } catch {
         // The status is the news; a body we could not read does not change it.
+      }
+      if (
+        deadline !== undefined &&
+        o.propagateDeadline &&
+        reportsDeadlineExceeded(status, response.headers, excerpt)
+      ) {
+        // The callee ran out of the budget we sent: our deadline, not a failing dependency.
+        const error = new HttpDeadlineExceededError(info, deadline.remainingMs(), o.minBudgetMs, {
+          downstream: true,
+        });
+        this.emitResponse(info, status, started, error.code);
+        throw error;
       }
       const error = statusError(
         status,

@@ -98,26 +98,44 @@ export class HttpDependencyError extends BulwarkError {
 }
 
 /**
- * The call's deadline left too little time to send the request (or ran out while it was in
- * flight). It is a `DeadlineExceededError` (code `DEADLINE_EXCEEDED`, not retryable) that also
- * names the dependency.
+ * The call's deadline ran out. Either it left too little time to send the request
+ * (`downstream: false`: nothing was sent), or the dependency answered 504 with a Bulwark problem
+ * whose code is `DEADLINE_EXCEEDED` for the budget we sent it (`downstream: true`): deadlines only
+ * shrink downstream, so the callee ran out of *our* time, as gRPC propagates DEADLINE_EXCEEDED.
+ * It is a `DeadlineExceededError` (code `DEADLINE_EXCEEDED`, not retryable) that also names the
+ * dependency, so a service answers its own caller 504 whichever side's timer fired first.
  */
 export class HttpDeadlineExceededError extends DeadlineExceededError {
   readonly dependency: string;
   readonly method: string;
   readonly path: string;
-  /** Milliseconds the deadline had left when the request was refused. */
+  /** The attempt that ran out: 1 for the first. */
+  readonly attempt: number;
+  /** Milliseconds the deadline had left when the request was refused or the 504 came back. */
   readonly remainingMs: number;
+  /** True when the dependency reported the deadline exceeded (the request was sent). */
+  readonly downstream: boolean;
 
-  constructor(info: HttpCallInfo, remainingMs: number, minBudgetMs: number) {
+  constructor(
+    info: HttpCallInfo,
+    remainingMs: number,
+    minBudgetMs: number,
+    options: { downstream?: boolean } = {},
+  ) {
+    const downstream = options.downstream === true;
+    const left = Math.max(0, Math.floor(remainingMs));
     super(
-      `${info.dependency}: ${info.method} ${info.path} not sent: the deadline has ${Math.floor(remainingMs)} ms left, ` +
-        `less than minBudgetMs (${minBudgetMs} ms)`,
+      downstream
+        ? `${info.dependency}: ${info.method} ${info.path} answered 504: the deadline we sent ran out downstream (${left} ms left here)`
+        : `${info.dependency}: ${info.method} ${info.path} not sent: the deadline has ${left} ms left, ` +
+            `less than minBudgetMs (${minBudgetMs} ms)`,
     );
     this.dependency = info.dependency;
     this.method = info.method;
     this.path = info.path;
+    this.attempt = info.attempt;
     this.remainingMs = remainingMs;
+    this.downstream = downstream;
   }
 }
 

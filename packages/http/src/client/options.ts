@@ -12,6 +12,7 @@ import {
   type Composable,
 } from '@bulwark/core';
 import type { Dispatcher } from 'undici';
+import { currentRequestId } from '../request-context.js';
 import { isDependencyFailure } from './errors.js';
 
 export interface HttpDependencyOptions {
@@ -71,8 +72,13 @@ export interface HttpDependencyOptions {
    * `x-envoy-expected-rq-timeout-ms`). Turn off for third-party APIs. Default true.
    */
   propagateDeadline?: boolean;
-  /** The inbound request id to propagate, e.g. from the server plugin's context. Default none. */
-  getRequestId?: () => string | undefined;
+  /**
+   * Where the id sent in `requestIdHeader` comes from; `false` sends none. A request's own header
+   * wins. Default: the id of the inbound request being served by the Fastify plugin
+   * (`currentRequestId()`), so a handler's outbound calls carry the id it was called with; outside
+   * such a request nothing is sent.
+   */
+  getRequestId?: (() => string | undefined) | false;
   /** Header that carries `getRequestId()`. Default `'x-request-id'`. */
   requestIdHeader?: string;
   /** Time source for durations and the body time limit. Default the system clock. */
@@ -217,7 +223,13 @@ export function resolveOptions(options: HttpDependencyOptions): ResolvedOptions 
     fail(`clock must be a Clock (now(), wallNow(), setTimer()), got ${show(clock)}`);
   }
   optionalFunction('acceptStatus', options.acceptStatus);
-  optionalFunction('getRequestId', options.getRequestId);
+  if (options.getRequestId !== undefined && options.getRequestId !== false) {
+    if (typeof options.getRequestId !== 'function') {
+      fail(
+        `getRequestId must be a function or false (send no id), got ${show(options.getRequestId)}`,
+      );
+    }
+  }
   const defaultHeaders: Record<string, string> = {};
   if (options.defaultHeaders !== undefined) {
     if (typeof options.defaultHeaders !== 'object' || options.defaultHeaders === null) {
@@ -282,7 +294,8 @@ export function resolveOptions(options: HttpDependencyOptions): ResolvedOptions 
     defaultHeaders,
     acceptStatus: options.acceptStatus ?? isSuccessStatus,
     propagateDeadline: options.propagateDeadline ?? true,
-    getRequestId: options.getRequestId,
+    getRequestId:
+      options.getRequestId === false ? undefined : (options.getRequestId ?? currentRequestId),
     requestIdHeader: requestIdHeader.toLowerCase(),
     clock,
     dispatcher,

@@ -28,7 +28,7 @@ export {
   type HealthStatus,
 } from './health.js';
 export { eventLoopDelayMonitor, type EventLoopDelaySource, type ShedReason } from './shedding.js';
-export { currentRequestId } from './context.js';
+export { currentRequestId } from '../request-context.js';
 export {
   acceptRequestId,
   generateRequestId,

@@ -14,7 +14,7 @@ import { TestClock } from '@bulwark/testing';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { Agent, request as undiciRequest } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { currentRequestId } from './context.js';
+import { currentRequestId } from '../request-context.js';
 import { bulwark } from './plugin.js';
 import { ProblemError } from './problem.js';
 import type { BulwarkOptions } from './options.js';
