@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/no-unsafe-return -- untyped .mjs: JSON records and opossum (no types); see README "Linting" */
 /**
  * Scenario 2, failure path: every call rejects with one pre-allocated error and the breaker is
  * configured never to open. Measures ns per failing call in consecutive chunks, to show both the

@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/no-unsafe-return -- untyped .mjs: JSON records and opossum (no types); see README "Linting" */
 /**
  * Scenario 3, memory: retained heap per idle circuit breaker (created, never called), with every
  * instance kept alive. Also reports the creation time and the timers each instance leaves armed.

@@ -1,10 +1,10 @@
-/* eslint-disable @typescript-eslint/no-unsafe-return -- untyped .mjs: JSON records and opossum (no types); see README "Linting" */
 /**
  * Benchmark driver. For every scenario and variant it starts a FRESH `node --expose-gc` process
  * per run, interleaves the variants (rotating their order each run), takes the median over runs,
  * prints Markdown tables with PASS/FAIL against the targets, and writes the figures as JSON.
  *
- *   node src/run.mjs [--runs 5] [--quick] [--scenario success,failure,memory] [--variant a,b]
+ *   node src/run.mjs [--runs 5] [--quick] [--scenario success,failure,memory,http-client,http-server]
+ *                    [--variant a,b]
  *
  * `--quick` is a smoke run: 1 run (unless --runs is given), 10x fewer calls, and the JSON goes to
  * results/quick-latest.json instead of a dated file and latest.json.
@@ -19,7 +19,12 @@ import { parseArgs } from 'node:util';
 
 const benchDir = dirname(dirname(fileURLToPath(import.meta.url)));
 const resultsDir = join(benchDir, 'results');
-const SCENARIOS = ['success', 'failure', 'memory'];
+const SCENARIOS = ['success', 'failure', 'memory', 'http-client', 'http-server'];
+const HTTP_SCENARIOS = ['http-client', 'http-server'];
+/** HTTP targets: the subject's requests/s at least this share of the baseline's. */
+const HTTP_RPS_SHARE = 0.9;
+/** HTTP client target: the subject's p99 at most this factor of the baseline's. */
+const HTTP_P99_FACTOR = 1.1;
 const CHILD_TIMEOUT_MS = 300_000;
 /** Failure path: chunk 10 over chunk 1 above this counts as growing (VM noise is ±15–30%). */
 const FLAT_LIMIT = 1.3;
@@ -69,6 +74,23 @@ const summaries = {
   success: summariseSuccess,
   failure: summariseFailure,
   memory: summariseMemory,
+  'http-client': variants =>
+    summariseHttp(variants, {
+      scenario: 'http-client',
+      title:
+        '4. HTTP client: closed loop, GET of a small JSON body from a loopback node:http server',
+      baseline: 'undici',
+      subject: 'bulwark',
+      p99Target: true,
+    }),
+  'http-server': variants =>
+    summariseHttp(variants, {
+      scenario: 'http-server',
+      title: '5. HTTP server: Fastify route with and without the plugin, load from another process',
+      baseline: 'bare',
+      subject: 'bulwark',
+      p99Target: false,
+    }),
 };
 const output = [];
 const targets = [];
@@ -99,10 +121,13 @@ if (args.quick) {
   log(`wrote results/quick-latest.json (${elapsedS} s)`);
 } else {
   const stamp = report.date.replace(/:/g, '').replace(/\.\d+Z$/, 'Z');
-  const file = `core-${stamp}.json`;
+  // An HTTP-only run must not replace latest.json of a full run.
+  const httpOnly = scenarios.every(s => HTTP_SCENARIOS.includes(s));
+  const file = `${httpOnly ? 'http' : 'core'}-${stamp}.json`;
+  const latest = httpOnly ? 'http-latest.json' : 'latest.json';
   writeFileSync(join(resultsDir, file), json);
-  writeFileSync(join(resultsDir, 'latest.json'), json);
-  log(`wrote results/${file} and results/latest.json (${elapsedS} s)`);
+  writeFileSync(join(resultsDir, latest), json);
+  log(`wrote results/${file} and results/${latest} (${elapsedS} s)`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -166,6 +191,9 @@ function brief(result) {
     return `${fmt(result.chunkNs[0])} → ${fmt(result.chunkNs.at(-1))} ns/call`;
   }
   if (result.bytesPerInstance !== undefined) return `${fmt(result.bytesPerInstance)} B/instance`;
+  if (result.rps !== undefined) {
+    return `${fmt(result.rps)} req/s, p99 ${(result.p99Us / 1000).toFixed(2)} ms`;
+  }
   return JSON.stringify(result);
 }
 
@@ -424,6 +452,82 @@ function summariseMemory(variants) {
   return { table, checks };
 }
 
+function summariseHttp(variants, { scenario, title, baseline, subject, p99Target }) {
+  const figures = ['rps', 'p50Us', 'p99Us', 'driverCpuUsPerRequest', 'serverCpuUsPerRequest'];
+  for (const v of Object.values(variants)) {
+    if (!ok(v)) continue;
+    v.median = Object.fromEntries(figures.map(f => [f, median(v.runs.map(r => r[f]))]));
+    const rps = v.runs.map(r => r.rps);
+    v.rpsRange = [Math.min(...rps), Math.max(...rps)];
+  }
+  const base = variants[baseline];
+  const ms = us => (us / 1000).toFixed(2);
+  const rows = Object.entries(variants).map(([name, v]) => {
+    if (!ok(v)) return [name, v.label, unavailable(v), '', '', '', '', '', '', ''];
+    const m = v.median;
+    const b = ok(base) ? base.median : undefined;
+    return [
+      name,
+      v.label,
+      fmt(m.rps),
+      `${fmt(v.rpsRange[0])}–${fmt(v.rpsRange[1])}`,
+      b === undefined ? 'n/a' : `${(m.rps / b.rps).toFixed(2)}×`,
+      ms(m.p50Us),
+      ms(m.p99Us),
+      b === undefined ? 'n/a' : `${(m.p99Us / b.p99Us).toFixed(2)}×`,
+      m.driverCpuUsPerRequest.toFixed(1),
+      m.serverCpuUsPerRequest.toFixed(1),
+    ];
+  });
+  const shape = Object.values(variants).find(ok)?.runs[0] ?? {};
+  const table = markdown(
+    `${title} (${fmt(shape.concurrency)} in flight, ${fmt(shape.warmup)} warm-up + ` +
+      `${fmt(shape.requests)} timed requests; medians over runs)`,
+    [
+      'variant',
+      'configuration',
+      'req/s',
+      'range',
+      `× ${baseline} req/s`,
+      'p50 ms',
+      'p99 ms',
+      `× ${baseline} p99`,
+      `${scenario === 'http-client' ? 'client' : 'load generator'} CPU µs/req`,
+      'server CPU µs/req',
+    ],
+    rows,
+  );
+
+  const s = variants[subject];
+  const checks = [];
+  const name = `${subject} req/s ≥ ${HTTP_RPS_SHARE} × ${baseline}`;
+  if (!ok(s) || !ok(base)) {
+    checks.push({ scenario, name, result: 'n/a', why: unavailable(ok(base) ? s : base) });
+    return { table, checks };
+  }
+  const share = s.median.rps / base.median.rps;
+  checks.push({
+    scenario,
+    name,
+    measured: `${fmt(s.median.rps)} / ${fmt(base.median.rps)} = ${share.toFixed(2)}×`,
+    limit: `≥ ${HTTP_RPS_SHARE}×`,
+    value: share,
+    result: share >= HTTP_RPS_SHARE ? 'PASS' : 'FAIL',
+  });
+  if (p99Target) {
+    const factor = s.median.p99Us / base.median.p99Us;
+    checks.push({
+      scenario,
+      name: `${subject} p99 within ${Math.round((HTTP_P99_FACTOR - 1) * 100)}% of ${baseline}`,
+      measured: `${ms(s.median.p99Us)} / ${ms(base.median.p99Us)} ms = ${factor.toFixed(2)}×`,
+      limit: `≤ ${HTTP_P99_FACTOR}×`,
+      value: factor,
+      result: factor <= HTTP_P99_FACTOR ? 'PASS' : 'FAIL',
+    });
+  }
+  return { table, checks };
+}
+
 function targetTable(checks) {
   return markdown(
     'Targets',
@@ -447,6 +551,9 @@ function describeEnvironment() {
       '@bulwark/core': packageVersion('@bulwark/core'),
       cockatiel: packageVersion('cockatiel'),
       opossum: packageVersion('opossum'),
+      '@bulwark/http': packageVersion('@bulwark/http'),
+      undici: packageVersion('undici'),
+      fastify: packageVersion('fastify'),
     },
     git: git(),
   };
@@ -465,8 +572,10 @@ function git() {
   try {
     const opts = { cwd: benchDir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] };
     const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], opts).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', '../packages/core'], opts);
-    return { commit, coreDirty: dirty.trim() !== '' };
+    const dirty = pkg =>
+      execFileSync('git', ['status', '--porcelain', '--', `../packages/${pkg}`], opts).trim() !==
+      '';
+    return { commit, coreDirty: dirty('core'), httpDirty: dirty('http') };
   } catch {
     return null;
   }

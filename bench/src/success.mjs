@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/no-unsafe-return -- untyped .mjs: JSON records and opossum (no types); see README "Linting" */
 /**
  * Scenario 1, success path: ns per sequential `await` of a call whose work already resolves.
  * `node --expose-gc src/success.mjs --variant <name> [--quick]`

@@ -1,0 +1,132 @@
+/**
+ * Helpers of the HTTP benchmarks (`http-client.mjs`, `http-server.mjs`): the target server in its
+ * own process, a closed-loop load generator at fixed concurrency, and latency statistics.
+ *
+ * Two processes, always: the machine has 2 cores, and a server sharing the load generator's event
+ * loop would charge each side's CPU time to the other. The process that measures is the one whose
+ * code is compared (the client for `http-client`, the load generator for `http-server`, which then
+ * charges the server's CPU time per request through IPC).
+ */
+import { fork } from 'node:child_process';
+import { once } from 'node:events';
+import process from 'node:process';
+import { fileURLToPath } from 'node:url';
+
+/** ~70 bytes of JSON: a typical small API answer. */
+export const BODY = { id: 42, name: 'alice', roles: ['reader'], active: true };
+
+/** In-flight requests, for every HTTP variant. */
+export const CONCURRENCY = 32;
+
+/** Pool size for every client (bulwark's default is 64; undici's own Pool default is unlimited). */
+export const CONNECTIONS = 64;
+
+/** Requests per phase: warm-up (JIT, connections, pools), then timed. `--quick` is 10x fewer. */
+export function phases(quick) {
+  return quick ? { warmup: 1_000, timed: 5_000 } : { warmup: 5_000, timed: 50_000 };
+}
+
+const targetFile = fileURLToPath(new URL('./http-target.mjs', import.meta.url));
+
+/**
+ * Starts `http-target.mjs <kind>` in a child process (no `--expose-gc`, as a production server)
+ * and resolves when it listens. `cpuUs()` reads the child's user+system CPU time in µs.
+ * `BENCH_TARGET_NODE_ARGS` (space-separated) is passed to that node, e.g. to profile the server:
+ * `BENCH_TARGET_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"`.
+ */
+export async function startTarget(kind) {
+  const execArgv = process.env.BENCH_TARGET_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = fork(targetFile, [kind], {
+    execArgv,
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  const exited = once(child, 'exit').then(([code]) => {
+    throw new Error(`target ${kind} exited with ${String(code)}`);
+  });
+  exited.catch(() => {});
+  const [first] = await Promise.race([once(child, 'message'), exited]);
+  const port = first.port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    async cpuUs() {
+      child.send('cpu');
+      const [reply] = await Promise.race([once(child, 'message'), exited]);
+      return reply.cpu.user + reply.cpu.system;
+    },
+    async close() {
+      child.send('exit');
+      await once(child, 'exit').catch(() => {});
+    },
+  };
+}
+
+/**
+ * Closed loop: `concurrency` workers each send one request, await it, and send the next, until
+ * `count` requests completed. `send()` resolves with true when the response was the expected one.
+ * Returns the wall time, each request's latency (µs), the failures, and this process's CPU time.
+ */
+export async function drive(send, { concurrency, count }) {
+  const latenciesUs = new Float64Array(count);
+  let next = 0;
+  let failures = 0;
+  let firstFailure;
+  const worker = async () => {
+    for (;;) {
+      const i = next++;
+      if (i >= count) return;
+      const t0 = process.hrtime.bigint();
+      try {
+        if (!(await send())) failures++;
+      } catch (error) {
+        failures++;
+        firstFailure ??= error;
+      }
+      latenciesUs[i] = Number(process.hrtime.bigint() - t0) / 1_000;
+    }
+  };
+  const cpu0 = process.cpuUsage();
+  const start = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const elapsedNs = Number(process.hrtime.bigint() - start);
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    elapsedNs,
+    latenciesUs,
+    failures,
+    firstFailure: firstFailure === undefined ? undefined : String(firstFailure),
+    cpuUs: cpu.user + cpu.system,
+  };
+}
+
+/** The p-th percentile (0–100) of an already sorted array, nearest rank. */
+export function percentile(sorted, p) {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.ceil((p / 100) * sorted.length) - 1;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank))];
+}
+
+/** The figures one run reports. */
+export function summarise(run, extra = {}) {
+  const sorted = Float64Array.from(run.latenciesUs).sort();
+  const count = sorted.length;
+  let sum = 0;
+  for (const v of sorted) sum += v;
+  return {
+    requests: count,
+    concurrency: CONCURRENCY,
+    rps: count / (run.elapsedNs / 1e9),
+    meanUs: sum / count,
+    p50Us: percentile(sorted, 50),
+    p99Us: percentile(sorted, 99),
+    maxUs: sorted[count - 1],
+    failures: run.failures,
+    ...(run.firstFailure === undefined ? {} : { firstFailure: run.firstFailure }),
+    driverCpuUsPerRequest: run.cpuUs / count,
+    ...extra,
+  };
+}
+
+/** Full GC between warm-up and the timed phase, when the process runs with --expose-gc. */
+export function collect() {
+  if (typeof globalThis.gc === 'function') globalThis.gc();
+}
