@@ -84,6 +84,27 @@ describe('pipeline', () => {
     expect(clock.referencedTimers).toBe(0);
   });
 
+  it('says whether a call can be cancelled at all (ctx.cancellable)', async () => {
+    const clock = new TestClock();
+    const seen: boolean[] = [];
+    const look = (ctx: { cancellable: boolean }) => seen.push(ctx.cancellable);
+    await pipeline().execute(look);
+    await pipeline().execute(look, { signal: new AbortController().signal });
+    await pipeline().execute(look, { deadline: Deadline.after(100, { clock }) });
+    await pipeline(timeout({ timeoutMs: 100, clock })).execute(look);
+    expect(seen).toEqual([false, true, true, true]);
+  });
+
+  it('still settles the call when a step throws instead of using its sink', async () => {
+    const bug = new Error('step bug');
+    const broken = {
+      compose: (): Step => () => {
+        throw bug;
+      },
+    };
+    await expect(pipeline(broken).execute(() => 1)).rejects.toBe(bug);
+  });
+
   it('rejects things that are not policies, naming the position', () => {
     expect(() => pipeline({} as never)).toThrow(/argument 0 is not a policy/);
     expect(() => pipeline(timeout({ timeoutMs: 5 }), null as never)).toThrow(/argument 1/);

@@ -204,6 +204,22 @@ describe('timeout', () => {
     expect(isDeadlineExceededError(second.error)).toBe(false);
   });
 
+  it('keeps expiring in order after the ticking queue compacts (more than 1024 finished)', async () => {
+    const clock = new TestClock();
+    const policy = timeout({ timeoutMs: 100, resolutionMs: 10, clock });
+    const calls = Array.from({ length: 2000 }, () => controllable<number>());
+    const results = calls.map(call => observe(policy.execute(call.work)));
+    calls.slice(0, 1500).forEach((call, i) => call.resolve(i));
+    await clock.advance(0);
+    expect(results.slice(0, 1500).every(r => r.state === 'fulfilled')).toBe(true);
+    await clock.advance(99);
+    expect(results.slice(1500).every(r => r.state === 'pending')).toBe(true);
+    await clock.advance(11); // the first is exact (100), the rest sealed at the tick at 10 (110)
+    expect(results.slice(1500).every(r => isTimeoutError(r.error))).toBe(true);
+    // The queue still works after compaction.
+    await expect(policy.execute(() => 'after')).resolves.toBe('after');
+  });
+
   it('holds the process open at most resolutionMs after the last call', async () => {
     const clock = new TestClock();
     const policy = timeout({ timeoutMs: 100, resolutionMs: 5, clock });
