@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { TestClock, flushMicrotasks, observe } from '@bulwark/testing';
+import {
+  type ControllableWork,
+  controllableWork,
+  flushMicrotasks,
+  observe,
+  TestClock,
+} from '@bulwark/testing';
 import { bulkhead, type BulkheadEvent, type BulkheadOptions } from './bulkhead.js';
 import { Deadline } from './deadline.js';
 import {
@@ -15,25 +21,6 @@ import { pipeline } from './pipeline.js';
 import { Context, invoke } from './policy.js';
 import { Scope } from './scope.js';
 import { timeout } from './timeout.js';
-
-/** Work that settles only when the test says so, and records that it started. */
-function gate<T = string>() {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const g = {
-    started: false,
-    work: () => {
-      g.started = true;
-      return new Promise<T>((res, rej) => {
-        resolve = res;
-        reject = rej;
-      });
-    },
-    resolve: (value: T) => resolve(value),
-    reject: (error: unknown) => reject(error),
-  };
-  return g;
-}
 
 describe('bulkhead: options', () => {
   const cases: [string, unknown, RegExp][] = [
@@ -71,7 +58,7 @@ describe('bulkhead', () => {
   it('runs exactly maxConcurrent calls at once and queues the rest in FIFO order', async () => {
     const clock = new TestClock();
     const policy = bulkhead({ maxConcurrent: 2, maxQueue: 10, clock });
-    const gates = Array.from({ length: 5 }, () => gate<number>());
+    const gates = Array.from({ length: 5 }, () => controllableWork<number>());
     const order: number[] = [];
     const results = gates.map((g, i) =>
       observe(
@@ -105,10 +92,10 @@ describe('bulkhead', () => {
     const policy = bulkhead({ maxConcurrent: 1, maxQueue: 1, name: 'db', clock: new TestClock() });
     const events: BulkheadEvent[] = [];
     policy.onEvent(e => events.push(e));
-    const running = gate();
+    const running = controllableWork();
     const first = observe(policy.execute(running.work));
-    const second = observe(policy.execute(gate().work));
-    const third = observe(policy.execute(gate().work));
+    const second = observe(policy.execute(controllableWork().work));
+    const third = observe(policy.execute(controllableWork().work));
     await flushMicrotasks();
     expect(first.state).toBe('pending');
     expect(second.state).toBe('pending');
@@ -124,7 +111,7 @@ describe('bulkhead', () => {
 
   it('with maxQueue 0 (default) never queues', async () => {
     const policy = bulkhead({ maxConcurrent: 1, clock: new TestClock() });
-    const g = gate();
+    const g = controllableWork();
     const a = policy.execute(g.work);
     await expect(policy.execute(() => 'x')).rejects.toSatisfy(isBulkheadFullError);
     g.resolve('a');
@@ -137,11 +124,11 @@ describe('bulkhead', () => {
     const policy = bulkhead({ maxConcurrent: 1, maxQueue: 5, queueTimeoutMs: 100, clock });
     const events: BulkheadEvent[] = [];
     policy.onEvent(e => events.push(e));
-    const running = gate();
+    const running = controllableWork();
     void policy.execute(running.work);
-    const a = observe(policy.execute(gate().work));
+    const a = observe(policy.execute(controllableWork().work));
     await clock.advance(40);
-    const b = observe(policy.execute(gate().work));
+    const b = observe(policy.execute(controllableWork().work));
     expect(clock.pendingTimers).toBe(1);
     await clock.advance(59);
     expect(a.state).toBe('pending');
@@ -179,9 +166,9 @@ describe('bulkhead', () => {
   it('a call admitted before its queue timeout is not rejected later', async () => {
     const clock = new TestClock();
     const policy = bulkhead({ maxConcurrent: 1, maxQueue: 1, queueTimeoutMs: 100, clock });
-    const first = gate();
+    const first = controllableWork();
     void policy.execute(first.work);
-    const second = gate();
+    const second = controllableWork();
     const result = observe(policy.execute(second.work));
     await clock.advance(50);
     first.resolve('1');
@@ -199,12 +186,12 @@ describe('bulkhead', () => {
     const policy = bulkhead({ maxConcurrent: 1, maxQueue: 3, clock });
     const events: BulkheadEvent[] = [];
     policy.onEvent(e => events.push(e));
-    const running = gate();
+    const running = controllableWork();
     void policy.execute(running.work);
     const controller = new AbortController();
-    const aborted = gate();
+    const aborted = controllableWork();
     const abortedCall = observe(policy.execute(aborted.work, { signal: controller.signal }));
-    const next = gate();
+    const next = controllableWork();
     const nextCall = observe(policy.execute(next.work));
     await clock.advance(10);
     controller.abort('stop');
@@ -251,9 +238,9 @@ describe('bulkhead', () => {
   it('a queued call never waits past its deadline', async () => {
     const clock = new TestClock();
     const policy = bulkhead({ maxConcurrent: 1, maxQueue: 1, queueTimeoutMs: 1000, clock });
-    const running = gate();
+    const running = controllableWork();
     void policy.execute(running.work);
-    const waiting = gate();
+    const waiting = controllableWork();
     const call = observe(policy.execute(waiting.work, { deadline: Deadline.after(50, { clock }) }));
     await clock.advance(49);
     expect(call.state).toBe('pending');
@@ -270,7 +257,7 @@ describe('bulkhead', () => {
   it('does not queue a call whose deadline has already come', () => {
     const clock = new TestClock({ startMs: 100 });
     const policy = bulkhead({ maxConcurrent: 1, maxQueue: 1, clock });
-    void policy.execute(gate().work);
+    void policy.execute(controllableWork().work);
     const step = policy.compose(invoke);
     const errors: unknown[] = [];
     step(() => 1, new Context(new Scope(), 100, 1, clock), {
@@ -286,9 +273,9 @@ describe('bulkhead', () => {
     const clock = new TestClock();
     const limiter = bulkhead({ maxConcurrent: 1, maxQueue: 1, clock });
     const guarded = pipeline(timeout({ timeoutMs: 30, clock }), limiter);
-    const running = gate();
+    const running = controllableWork();
     void limiter.execute(running.work);
-    const call = observe(guarded.execute(gate().work));
+    const call = observe(guarded.execute(controllableWork().work));
     expect(limiter.queued).toBe(1);
     await clock.advance(30);
     expect(isTimeoutError(call.error)).toBe(true);
@@ -312,7 +299,7 @@ describe('bulkhead', () => {
 
   it('a sync throw in a queued call releases its slot to the next waiter', async () => {
     const policy = bulkhead({ maxConcurrent: 1, maxQueue: 2, clock: new TestClock() });
-    const first = gate();
+    const first = controllableWork();
     void policy.execute(first.work);
     const thrower = observe(
       policy.execute(() => {
@@ -329,7 +316,7 @@ describe('bulkhead', () => {
 
   it('drains a long queue of synchronous work without deep recursion', async () => {
     const policy = bulkhead({ maxConcurrent: 1, maxQueue: 50_000, clock: new TestClock() });
-    const first = gate();
+    const first = controllableWork();
     void policy.execute(first.work);
     let done = 0;
     const calls = Array.from({ length: 50_000 }, () => policy.execute(() => ++done));
@@ -361,11 +348,11 @@ describe('bulkhead', () => {
           const policy = bulkhead({ maxConcurrent, maxQueue, clock });
           let active = 0;
           let peak = 0;
-          const live: { g: ReturnType<typeof gate<string>>; c: AbortController }[] = [];
+          const live: { g: ControllableWork<string>; c: AbortController }[] = [];
           const all: Promise<unknown>[] = [];
           for (const [op, index] of ops) {
             if (op === 'start') {
-              const g = gate();
+              const g = controllableWork();
               const c = new AbortController();
               live.push({ g, c });
               const p = policy.execute(

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { TestClock } from '@bulwark/testing';
+import { controllableWork, TestClock } from '@bulwark/testing';
 import {
   BREAKER_IGNORED_CODES,
   circuitBreaker,
@@ -32,26 +32,6 @@ import { timeout } from './timeout.js';
 const boom = new Error('boom');
 const fail: Work<never> = () => Promise.reject(boom);
 const succeed: Work<string> = () => Promise.resolve('ok');
-
-/** Work that settles only when the test says so. */
-function controllable<T = string>() {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  let started = 0;
-  const work: Work<T> = () => {
-    started++;
-    return new Promise<T>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-  };
-  return {
-    work,
-    resolve: (v: T) => resolve(v),
-    reject: (e: unknown) => reject(e),
-    started: () => started,
-  };
-}
 
 /** Runs `work` and reports how it settled, without throwing. */
 async function outcome<T>(
@@ -127,7 +107,7 @@ describe('circuitBreaker: consecutive trigger', () => {
     });
     const events = recordEvents(breaker);
     const slowOnce = async () => {
-      const work = controllable();
+      const work = controllableWork();
       const result = breaker.execute(work.work);
       await clock.advance(101);
       work.resolve('late');
@@ -151,7 +131,7 @@ describe('circuitBreaker: consecutive trigger', () => {
       slowCall: { thresholdMs: 100, rate: 1 },
       clock,
     });
-    const work = controllable();
+    const work = controllableWork();
     const result = breaker.execute(work.work);
     await clock.advance(100);
     work.resolve('on time');
@@ -209,7 +189,7 @@ describe('circuitBreaker: count trigger', () => {
     const events = recordEvents(breaker, e => e.type === 'breaker.opened');
     await succeedTimes(breaker, 2);
     for (let i = 0; i < 2; i++) {
-      const work = controllable();
+      const work = controllableWork();
       const result = breaker.execute(work.work);
       await clock.advance(60);
       work.resolve('slow');
@@ -228,7 +208,7 @@ describe('circuitBreaker: count trigger', () => {
       slowCall: { thresholdMs: 50, rate: 1 },
       clock,
     });
-    const work = controllable();
+    const work = controllableWork();
     const result = breaker.execute(work.work);
     await clock.advance(60);
     work.reject(boom);
@@ -279,7 +259,7 @@ describe('circuitBreaker: time trigger', () => {
       clock,
     });
     await succeedTimes(breaker, 1);
-    const work = controllable();
+    const work = controllableWork();
     const result = breaker.execute(work.work);
     await clock.advance(20);
     work.resolve('slow');
@@ -300,9 +280,9 @@ describe('circuitBreaker: open and half-open', () => {
     const events = recordEvents(breaker);
     await failTimes(breaker, 1);
     await clock.advance(400);
-    const work = controllable();
+    const work = controllableWork();
     const early = await outcome(breaker, work.work);
-    expect(work.started()).toBe(0);
+    expect(work.starts).toBe(0);
     const error = (early as { error: CircuitOpenError }).error;
     expect(isCircuitOpenError(error)).toBe(true);
     expect(error.breaker).toBe('users');
@@ -315,12 +295,12 @@ describe('circuitBreaker: open and half-open', () => {
     });
     await clock.advance(599);
     await outcome(breaker, work.work);
-    expect(work.started()).toBe(0);
+    expect(work.starts).toBe(0);
     expect(breaker.state).toBe('open'); // lazy: nothing happens until a call arrives
     await clock.advance(1);
     expect(breaker.state).toBe('open');
     const probe = breaker.execute(work.work);
-    expect(work.started()).toBe(1);
+    expect(work.starts).toBe(1);
     expect(breaker.state).toBe('half-open');
     work.resolve('back');
     await expect(probe).resolves.toBe('back');
@@ -350,9 +330,9 @@ describe('circuitBreaker: open and half-open', () => {
     });
     await failTimes(breaker, 1);
     await clock.advance(100);
-    const a = controllable();
-    const b = controllable();
-    const c = controllable();
+    const a = controllableWork();
+    const b = controllableWork();
+    const c = controllableWork();
     const pa = breaker.execute(a.work);
     const pb = breaker.execute(b.work);
     await expect(breaker.execute(c.work)).rejects.toSatisfy(isCircuitOpenError); // 2 slots taken
@@ -360,7 +340,7 @@ describe('circuitBreaker: open and half-open', () => {
     await pa;
     expect(breaker.state).toBe('half-open');
     const pc = breaker.execute(c.work); // the slot a freed
-    expect(c.started()).toBe(1);
+    expect(c.starts).toBe(1);
     b.resolve('b');
     await pb;
     expect(breaker.state).toBe('half-open');
@@ -448,7 +428,7 @@ describe('circuitBreaker: open and half-open', () => {
     });
     await failTimes(breaker, 1);
     await clock.advance(100);
-    const probe = controllable();
+    const probe = controllableWork();
     const result = breaker.execute(probe.work);
     await clock.advance(11);
     probe.resolve('slow');
@@ -477,11 +457,11 @@ describe('circuitBreaker: open and half-open', () => {
       halfOpen: { probes: 1 },
       clock,
     });
-    const straggler = controllable();
+    const straggler = controllableWork();
     const late = breaker.execute(straggler.work); // admitted while closed
     await failTimes(breaker, 1);
     await clock.advance(100);
-    const probe = controllable();
+    const probe = controllableWork();
     const pending = breaker.execute(probe.work);
     expect(breaker.state).toBe('half-open');
     straggler.reject(boom); // would reopen if it were counted as a probe
@@ -503,7 +483,7 @@ describe('circuitBreaker: open and half-open', () => {
     });
     await failTimes(breaker, 1);
     await clock.advance(100);
-    const slowProbe = controllable();
+    const slowProbe = controllableWork();
     const first = breaker.execute(slowProbe.work);
     await failTimes(breaker, 1); // the second probe fails: open again
     expect(breaker.state).toBe('open');
@@ -567,7 +547,7 @@ describe('circuitBreaker: probes and cancellation', () => {
     });
     await failTimes(breaker, 1);
     await clock.advance(100);
-    const hung = controllable();
+    const hung = controllableWork();
     const controller = new AbortController();
     const probe = breaker.execute(hung.work, { signal: controller.signal });
     expect(breaker.state).toBe('half-open');
@@ -590,7 +570,7 @@ describe('circuitBreaker: probes and cancellation', () => {
     });
     await failTimes(breaker, 1);
     await clock.advance(100);
-    const hung = controllable();
+    const hung = controllableWork();
     const probe = expect(
       breaker.execute(hung.work, { deadline: Deadline.after(50, { clock }) }),
     ).rejects.toSatisfy(isDeadlineExceededError);
@@ -612,7 +592,7 @@ describe('circuitBreaker: probes and cancellation', () => {
     await failTimes(breaker, 1);
     await clock.advance(100);
     const controller = new AbortController();
-    const probe = breaker.execute(controllable().work, { signal: controller.signal });
+    const probe = breaker.execute(controllableWork().work, { signal: controller.signal });
     controller.abort();
     await expect(probe).rejects.toSatisfy(isCancelledError);
     expect(breaker.state).toBe('half-open');
@@ -631,11 +611,11 @@ describe('circuitBreaker: probes and cancellation', () => {
     await clock.advance(100);
     const deadline = Deadline.after(10, { clock });
     await clock.advance(10);
-    const work = controllable();
+    const work = controllableWork();
     await expect(breaker.execute(work.work, { deadline })).rejects.toSatisfy(
       isDeadlineExceededError,
     );
-    expect(work.started()).toBe(0);
+    expect(work.starts).toBe(0);
   });
 });
 
@@ -709,9 +689,9 @@ describe('circuitBreaker: isolate and reset', () => {
     const first = breaker.isolate();
     const second = breaker.isolate();
     expect(breaker.state).toBe('isolated');
-    const work = controllable();
+    const work = controllableWork();
     const rejected = await outcome(breaker, work.work);
-    expect(work.started()).toBe(0);
+    expect(work.starts).toBe(0);
     expect((rejected as { error: CircuitOpenError }).error.retryAfterMs).toBeUndefined();
     first.dispose();
     first.dispose(); // idempotent: does not release the second hold
@@ -866,7 +846,7 @@ describe('circuitBreaker: snapshot and restore', () => {
     const breaker = circuitBreaker(options);
     await failTimes(breaker, 1);
     await clock.advance(100);
-    const pending = breaker.execute(controllable().work);
+    const pending = breaker.execute(controllableWork().work);
     void pending;
     const halfOpen = breaker.snapshot();
     expect(halfOpen.state).toBe('half-open');
@@ -1193,7 +1173,7 @@ describe('circuitBreaker: ignored outcomes', () => {
     const breaker = circuitBreaker({ trigger: { kind: 'consecutive', failures: 1 } });
     const pool = bulkhead({ maxConcurrent: 1 });
     const guarded = pipeline(breaker, pool);
-    const hung = controllable();
+    const hung = controllableWork();
     const running = guarded.execute(hung.work);
     for (let i = 0; i < 5; i++) {
       await expect(guarded.execute(succeed)).rejects.toSatisfy(
@@ -1215,7 +1195,7 @@ describe('circuitBreaker: ignored outcomes', () => {
     const events = recordEvents(breaker, e => e.type === 'breaker.ignored');
     await failTimes(breaker, 1);
     await clock.advance(100);
-    const hung = controllable();
+    const hung = controllableWork();
     const controller = new AbortController();
     const probe = breaker.execute(hung.work, { signal: controller.signal });
     expect(breaker.state).toBe('half-open');

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { TestClock, flushMicrotasks, observe } from '@bulwark/testing';
+import { controllableWork, flushMicrotasks, observe, TestClock } from '@bulwark/testing';
 import type { Clock } from './clock.js';
 import {
   concurrencyLimit,
@@ -19,24 +19,6 @@ import {
   LoadShedError,
   TimeoutError,
 } from './errors.js';
-
-function gate<T = string>() {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const g = {
-    started: false,
-    work: () => {
-      g.started = true;
-      return new Promise<T>((res, rej) => {
-        resolve = res;
-        reject = rej;
-      });
-    },
-    resolve: (value: T) => resolve(value),
-    reject: (error: unknown) => reject(error),
-  };
-  return g;
-}
 
 /** Work that takes `rttMs` of virtual time. */
 function takes(clock: TestClock, rttMs: number, outcome: 'ok' | Error = 'ok') {
@@ -171,8 +153,8 @@ describe('concurrencyLimit: admission', () => {
     const policy = concurrencyLimit({ limit: { kind: 'aimd', initial: 2, max: 2 }, clock });
     const events: ConcurrencyLimitEvent[] = [];
     policy.onEvent(e => events.push(e));
-    const a = gate();
-    const b = gate();
+    const a = controllableWork();
+    const b = controllableWork();
     void policy.execute(a.work);
     void policy.execute(b.work);
     expect(policy.inFlight).toBe(2);
@@ -332,7 +314,7 @@ describe('concurrencyLimit: queue and priority', () => {
       priority: () => next,
       clock,
     });
-    const first = gate();
+    const first = controllableWork();
     void policy.execute(first.work);
     const order: string[] = [];
     const enqueue = (id: string, priority: number) => {
@@ -366,7 +348,7 @@ describe('concurrencyLimit: queue and priority', () => {
     policy.onEvent(e => {
       if (e.type === 'limit.shed') shedEvents.push([e.priority, e.reason]);
     });
-    const first = gate();
+    const first = controllableWork();
     void policy.execute(first.work);
     const ran: string[] = [];
     const call = (id: string, priority: number) => {
@@ -407,7 +389,7 @@ describe('concurrencyLimit: queue and priority', () => {
       maxQueue: 1,
       priority: () => value(),
     });
-    const first = gate();
+    const first = controllableWork();
     void policy.execute(first.work);
     await expect(policy.execute(() => 1)).rejects.toThrow(/priority function must return a number/);
     value = () => {
@@ -425,7 +407,7 @@ describe('concurrencyLimit: queue and priority', () => {
       queueTimeoutMs: 100,
       clock,
     });
-    const first = gate();
+    const first = controllableWork();
     void policy.execute(first.work);
     const waiting = observe(policy.execute(() => 1));
     await clock.advance(99);
@@ -444,10 +426,10 @@ describe('concurrencyLimit: queue and priority', () => {
       queueTimeoutMs: 1000,
       clock,
     });
-    const first = gate();
+    const first = controllableWork();
     void policy.execute(first.work);
     const controller = new AbortController();
-    const aborted = gate();
+    const aborted = controllableWork();
     const abortedCall = observe(policy.execute(aborted.work, { signal: controller.signal }));
     const after = observe(policy.execute(() => 'after'));
     controller.abort();
@@ -470,7 +452,7 @@ describe('concurrencyLimit: queue and priority', () => {
       maxQueue: 1,
       clock,
     });
-    const first = gate();
+    const first = controllableWork();
     void policy.execute(first.work);
     const call = observe(policy.execute(() => 1, { deadline: Deadline.after(30, { clock }) }));
     await clock.advance(30);
@@ -577,7 +559,7 @@ describe('concurrencyLimit: a broken classify', () => {
       clock,
     });
     const failure = new Error('503');
-    const first = gate();
+    const first = controllableWork();
     const queued = await captureMicrotasks(async () => {
       const running = observe(policy.execute(first.work));
       const waiting = observe(policy.execute(() => 'next'));

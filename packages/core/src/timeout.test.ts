@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TestClock, observe } from '@bulwark/testing';
+import { controllableWork, observe, TestClock } from '@bulwark/testing';
 import { Deadline } from './deadline.js';
 import {
   isCancelledError,
@@ -8,29 +8,8 @@ import {
   TimeoutError,
 } from './errors.js';
 import { pipeline } from './pipeline.js';
-import type { ExecutionContext } from './policy.js';
 import { faultInjection } from './fault-injection.js';
 import { timeout, type TimeoutEvent } from './timeout.js';
-
-/** Work that settles only when the test says so. */
-function controllable<T>() {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  let context: ExecutionContext | undefined;
-  const work = (ctx: ExecutionContext) => {
-    context = ctx;
-    return new Promise<T>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-  };
-  return {
-    work,
-    resolve: (v: T) => resolve(v),
-    reject: (e: unknown) => reject(e),
-    ctx: () => context,
-  };
-}
 
 describe('timeout', () => {
   it('passes a fast result through and leaves no referenced timer behind (exact mode)', async () => {
@@ -46,17 +25,17 @@ describe('timeout', () => {
     const events: TimeoutEvent[] = [];
     const policy = timeout({ timeoutMs: 100, clock, name: 'users' });
     policy.onEvent(e => events.push(e));
-    const work = controllable<number>();
+    const work = controllableWork<number>();
     const result = policy.execute(work.work);
     const settled = observe(result);
     await clock.advance(99);
     expect(settled.state).toBe('pending');
-    expect(work.ctx()?.signal.aborted).toBe(false);
+    expect(work.context?.signal.aborted).toBe(false);
     await clock.advance(1);
     expect(settled.state).toBe('rejected');
     await expect(result).rejects.toBeInstanceOf(TimeoutError);
-    expect(work.ctx()?.signal.aborted).toBe(true);
-    expect(isTimeoutError(work.ctx()?.signal.reason)).toBe(true);
+    expect(work.context?.signal.aborted).toBe(true);
+    expect(isTimeoutError(work.context?.signal.reason)).toBe(true);
     expect(events).toEqual([{ type: 'timeout.expired', policy: 'users', timeoutMs: 100 }]);
   });
 
@@ -84,7 +63,7 @@ describe('timeout', () => {
     const a = policy.execute(() => new Promise(() => {}));
     await clock.advance(30);
     const b = policy.execute(() => new Promise(() => {}));
-    const fast = controllable<string>();
+    const fast = controllableWork<string>();
     const c = policy.execute(fast.work);
     expect(clock.pendingTimers).toBe(1);
     fast.resolve('c');
@@ -104,12 +83,12 @@ describe('timeout', () => {
     const clock = new TestClock();
     const policy = timeout({ timeoutMs: 1000, clock });
     const deadline = Deadline.after(200, { clock });
-    const work = controllable<number>();
+    const work = controllableWork<number>();
     const result = observe(policy.execute(work.work, { deadline }));
-    expect(work.ctx()?.deadline?.expiresAt).toBe(200);
+    expect(work.context?.deadline?.expiresAt).toBe(200);
     await clock.advance(200);
     expect(isDeadlineExceededError(result.error)).toBe(true);
-    expect(work.ctx()?.signal.aborted).toBe(true);
+    expect(work.context?.signal.aborted).toBe(true);
   });
 
   it('gives the work a deadline of its own limit when that is earlier', async () => {
@@ -135,13 +114,13 @@ describe('timeout', () => {
   it('cancels on the caller signal with CancelledError and aborts the work', async () => {
     const clock = new TestClock();
     const controller = new AbortController();
-    const work = controllable<number>();
+    const work = controllableWork<number>();
     const result = timeout({ timeoutMs: 100, clock }).execute(work.work, {
       signal: controller.signal,
     });
     controller.abort(new Error('client went away'));
     await expect(result).rejects.toSatisfy(isCancelledError);
-    expect(work.ctx()?.signal.aborted).toBe(true);
+    expect(work.context?.signal.aborted).toBe(true);
   });
 
   it('nests: the inner (shorter) timeout fires first, the outer bounds retries of it', async () => {
@@ -207,7 +186,7 @@ describe('timeout', () => {
   it('keeps expiring in order after the ticking queue compacts (more than 1024 finished)', async () => {
     const clock = new TestClock();
     const policy = timeout({ timeoutMs: 100, resolutionMs: 10, clock });
-    const calls = Array.from({ length: 2000 }, () => controllable<number>());
+    const calls = Array.from({ length: 2000 }, () => controllableWork<number>());
     const results = calls.map(call => observe(policy.execute(call.work)));
     calls.slice(0, 1500).forEach((call, i) => call.resolve(i));
     await clock.advance(0);
@@ -223,7 +202,7 @@ describe('timeout', () => {
   it('holds the process open at most resolutionMs after the last call', async () => {
     const clock = new TestClock();
     const policy = timeout({ timeoutMs: 100, resolutionMs: 5, clock });
-    const work = controllable<number>();
+    const work = controllableWork<number>();
     const call = observe(policy.execute(work.work));
     expect(clock.referencedTimers).toBe(1);
     work.resolve(1);

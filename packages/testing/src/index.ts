@@ -1,5 +1,6 @@
 export { TestClock, flushMicrotasks, type TestClockOptions } from './test-clock.js';
 export { observe, type Observed } from './observe.js';
+export { controllableWork, type ControllableWork } from './controllable-work.js';
 export { seededRandom } from '@bulwark/core';
 export {
   startFaultProxy,
