@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import {
   Agent,
   createServer,
@@ -204,6 +205,21 @@ function agent(): Agent {
 // ---- tcp mode ---------------------------------------------------------------------------------
 
 describe('startFaultProxy in tcp mode', () => {
+  it('listens below the ephemeral port range, so no listen(0) elsewhere can take a down port', async () => {
+    let low: number;
+    try {
+      low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').split(/\s+/)[0]);
+    } catch {
+      return; // not Linux: the proxy falls back to an ephemeral port
+    }
+    const proxy = await proxyTo(await target());
+    expect(proxy.port).toBeLessThan(low);
+    expect(proxy.port).toBeGreaterThanOrEqual(1024);
+    await proxy.setFaults([{ kind: 'down' }]);
+    await proxy.clearFaults();
+    expect(proxy.listening).toBe(true);
+  });
+
   it('passes HTTP through unchanged, keep-alive included', async () => {
     const t = await target();
     const proxy = await proxyTo(t);

@@ -12,6 +12,7 @@ import {
   type OutgoingHttpHeaders,
   type ServerResponse,
 } from 'node:http';
+import { readFileSync } from 'node:fs';
 import { createServer as createTcpServer, connect, type Server, type Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { InvalidOptionsError, systemRandom, type Random } from '@bulwark/core';
@@ -217,6 +218,38 @@ function checkOptions(options: FaultProxyOptions): void {
   }
 }
 
+/**
+ * Listens on a free port below the kernel's ephemeral range, which `listen(0)` never hands out.
+ * While the proxy is 'down' its port is free; from the ephemeral range, any server that asks for
+ * port 0 (another test, in another worker) could be given it, and the "refused" connections would
+ * reach that server instead: a flaky test seen here as three first-byte timeouts in a row.
+ * Falls back to an ephemeral port where the range is unknown (not Linux) or nothing is free.
+ */
+async function listenOnStablePort(server: Server, host: string): Promise<void> {
+  let low = 0;
+  try {
+    low = Number(
+      readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0],
+    );
+  } catch {
+    low = 0;
+  }
+  const from = Math.max(1024, low - 16_384);
+  if (Number.isInteger(low) && low - from >= 1024) {
+    for (let attempt = 0; attempt < 32; attempt++) {
+      // Not the proxy's seeded Random: the port choice must not shift its fault sequence.
+      const port = from + Math.floor(systemRandom.next() * (low - from));
+      try {
+        await listenOn(server, port, host);
+        return;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+      }
+    }
+  }
+  await listenOn(server, 0, host);
+}
+
 function listenOn(server: Server, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (error: Error) => {
@@ -303,7 +336,8 @@ class FaultProxyImpl implements FaultProxy {
 
   async start(initial: readonly ProxyFault[] | undefined): Promise<void> {
     const faults = initial === undefined ? [] : validateProxyFaults(initial, this.mode);
-    await listenOn(this.server, this.port, this.host);
+    if (this.port === 0) await listenOnStablePort(this.server, this.host);
+    else await listenOn(this.server, this.port, this.host);
     const address = this.server.address();
     if (address !== null && typeof address === 'object') this.port = address.port;
     if (faults.length > 0) await this.setFaults(faults);
