@@ -225,17 +225,21 @@ function checkOptions(options: FaultProxyOptions): void {
  * reach that server instead: a flaky test seen here as three first-byte timeouts in a row.
  * Falls back to an ephemeral port where the range is unknown (not Linux) or nothing is free.
  */
-async function listenOnStablePort(server: Server, host: string): Promise<void> {
-  let low = 0;
+/** The lowest port `listen(0)` may hand out, or 0 where the range cannot be read. */
+function ephemeralPortFloor(): number {
   try {
-    low = Number(
-      readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0],
-    );
+    const text = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8');
+    const low = Number(text.trim().split(/\s+/)[0]);
+    return Number.isInteger(low) ? low : 0;
   } catch {
-    low = 0;
+    return 0;
   }
+}
+
+async function listenOnStablePort(server: Server, host: string): Promise<void> {
+  const low = ephemeralPortFloor();
   const from = Math.max(1024, low - 16_384);
-  if (Number.isInteger(low) && low - from >= 1024) {
+  if (low - from >= 1024) {
     for (let attempt = 0; attempt < 32; attempt++) {
       // Not the proxy's seeded Random: the port choice must not shift its fault sequence.
       const port = from + Math.floor(systemRandom.next() * (low - from));
