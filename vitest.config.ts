@@ -11,7 +11,12 @@ export default defineConfig({
     },
   },
   test: {
-    include: ['packages/**/src/**/*.test.ts', 'apps/**/src/**/*.test.ts', 'bench/**/*.test.ts'],
+    include: [
+      'packages/**/src/**/*.test.ts',
+      'adapters/**/src/**/*.test.ts',
+      'apps/**/src/**/*.test.ts',
+      'bench/**/*.test.ts',
+    ],
     exclude: ['**/node_modules/**', '**/dist/**'],
     // Tests drive a TestClock; nothing here should need long timeouts.
     testTimeout: 20_000,
