@@ -1,1 +1,7 @@
-export {};
+export {
+  provenanceOf,
+  type CacheTier,
+  type CachedValue,
+  type PartSource,
+  type Provenance,
+} from './provenance.js';
