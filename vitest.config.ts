@@ -15,6 +15,7 @@ export default defineConfig({
       'packages/**/src/**/*.test.ts',
       'adapters/**/src/**/*.test.ts',
       'apps/**/src/**/*.test.ts',
+      'chaos/src/**/*.test.ts',
       'bench/**/*.test.ts',
     ],
     exclude: ['**/node_modules/**', '**/dist/**'],
