@@ -661,15 +661,29 @@ export class CircuitBreakerPolicy extends PolicyBase {
 
 /** The sink a breaker puts between a call and the caller. Probes (with `scope`) also watch for abort. */
 class BreakerCall<T> implements Sink<T>, AbortListener {
-  private done = false;
+  // `declare`d fields set in the constructor: made on every call (see scope.ts).
+  declare private done: boolean;
+  declare private readonly policy: CircuitBreakerPolicy;
+  declare private readonly sink: Sink<T>;
+  declare readonly generation: number;
+  declare readonly startedAt: number;
+  /** The call's scope, for probes only. */
+  declare readonly scope: Scope | undefined;
+
   constructor(
-    private readonly policy: CircuitBreakerPolicy,
-    private readonly sink: Sink<T>,
-    readonly generation: number,
-    readonly startedAt: number,
-    /** The call's scope, for probes only. */
-    readonly scope: Scope | undefined,
-  ) {}
+    policy: CircuitBreakerPolicy,
+    sink: Sink<T>,
+    generation: number,
+    startedAt: number,
+    scope: Scope | undefined,
+  ) {
+    this.done = false;
+    this.policy = policy;
+    this.sink = sink;
+    this.generation = generation;
+    this.startedAt = startedAt;
+    this.scope = scope;
+  }
 
   ok(value: T): void {
     if (!this.done) {

@@ -37,10 +37,12 @@ export interface Sink<T> {
 /**
  * @internal The context object passed between steps. The limit is kept as a number
  * (`expiresAt`, Infinity when there is none) and a `Deadline` object is built only when the work
- * asks for one.
+ * asks for one. A policy's per-call object may stand in for it (the timeout's call is its own
+ * context: one object per call instead of two), so steps rely on this public shape only.
  */
 export class Context implements ExecutionContext {
-  private made: Deadline | undefined;
+  /** @internal The `Deadline` object, once built (see `deadline`). */
+  made: Deadline | undefined;
   constructor(
     readonly scope: Scope,
     readonly expiresAt: number,
@@ -59,8 +61,7 @@ export class Context implements ExecutionContext {
    * the caller sees the same error whether the limit's timer or the policy noticed first.
    */
   limitError(): unknown {
-    if (this.scope.aborted) return this.scope.reason;
-    return this.limit === undefined ? new DeadlineExceededError() : this.limit.limitError();
+    return limitErrorOf(this);
   }
   get signal(): AbortSignal {
     return this.scope.signal;
@@ -69,16 +70,27 @@ export class Context implements ExecutionContext {
     return this.scope !== NEVER_SCOPE;
   }
   get deadline(): Deadline | undefined {
-    if (this.made === undefined && this.expiresAt !== Infinity) {
-      // The scope already aborts at expiresAt (whoever set the limit enforces it).
-      this.made = new Deadline(this.expiresAt, this.clock, this.scope, true);
-    }
-    return this.made;
+    return deadlineOf(this);
   }
   /** The same limits and cancellation, for another attempt. */
   withAttempt(attempt: number): Context {
     return new Context(this.scope, this.expiresAt, attempt, this.clock, this.made, this.limit);
   }
+}
+
+/** @internal `Context.limitError`, for objects that stand in for a Context. */
+export function limitErrorOf(context: Context): unknown {
+  if (context.scope.aborted) return context.scope.reason;
+  return context.limit === undefined ? new DeadlineExceededError() : context.limit.limitError();
+}
+
+/** @internal `Context.deadline`, for objects that stand in for a Context. */
+export function deadlineOf(context: Context): Deadline | undefined {
+  if (context.made === undefined && context.expiresAt !== Infinity) {
+    // The scope already aborts at expiresAt (whoever set the limit enforces it).
+    context.made = new Deadline(context.expiresAt, context.clock, context.scope, true);
+  }
+  return context.made;
 }
 
 /** A policy that sets a context's limit says which error means the limit was reached. */

@@ -247,37 +247,46 @@ function defaultRetryOn(error: unknown): boolean {
  * grow the stack however large maxAttempts is.
  */
 class RetryCall<T> implements Sink<T>, AbortListener {
-  private attempt = 0;
-  /** Each failed attempt's error (or rejected result); allocated on the first failure. */
-  private errors: unknown[] | undefined;
-  private previousDelayMs = 0;
-  private timer: TimerHandle | undefined;
-  private done = false;
-  /** Inside `start`: a synchronous failure asks for the next attempt instead of recursing. */
-  private running = false;
-  private again = false;
+  // Fields are `declare`d and set in the constructor: a per-call object, and ES2022 class fields
+  // would define every field as undefined and then store it again (see scope.ts).
+  declare private attempt: number;
+  /** DONE, RUNNING and AGAIN bits: one small integer instead of three fields on every call. */
+  declare private state: number;
+  /**
+   * Errors, delays and the sleep timer: allocated on the first failure, so a call whose first
+   * attempt succeeds carries none of it.
+   */
+  declare private failure: RetryFailure | undefined;
+  declare private readonly policy: RetryPolicy;
+  declare private readonly next: Step;
+  declare private readonly work: Work<T>;
+  declare private readonly context: Context;
+  declare private readonly sink: Sink<T>;
 
-  constructor(
-    private readonly policy: RetryPolicy,
-    private readonly next: Step,
-    private readonly work: Work<T>,
-    private readonly context: Context,
-    private readonly sink: Sink<T>,
-  ) {}
+  constructor(policy: RetryPolicy, next: Step, work: Work<T>, context: Context, sink: Sink<T>) {
+    this.attempt = 0;
+    this.state = 0;
+    this.failure = undefined;
+    this.policy = policy;
+    this.next = next;
+    this.work = work;
+    this.context = context;
+    this.sink = sink;
+  }
 
   start(): void {
-    this.running = true;
+    this.state |= RUNNING;
     do {
-      this.again = false;
+      this.state &= ~AGAIN;
       const n = ++this.attempt;
       const context = this.context;
       this.next(this.work, n === context.attempt ? context : context.withAttempt(n), this);
-    } while (this.again);
-    this.running = false;
+    } while ((this.state & AGAIN) !== 0);
+    this.state &= ~RUNNING;
   }
 
   ok(value: T): void {
-    if (this.done) return;
+    if ((this.state & DONE) !== 0) return;
     const retryOnResult = this.policy.retryOnResult;
     if (retryOnResult !== undefined) {
       let retry: boolean;
@@ -302,13 +311,13 @@ class RetryCall<T> implements Sink<T>, AbortListener {
   }
 
   fail(error: unknown): void {
-    if (this.done) return;
+    if ((this.state & DONE) !== 0) return;
     this.failed(error, 'error');
   }
 
   /** The scope aborted while sleeping: stop now, with its reason. */
   abort(reason: unknown): void {
-    if (this.done) return;
+    if ((this.state & DONE) !== 0) return;
     this.finish();
     this.sink.fail(reason);
   }
@@ -338,7 +347,8 @@ class RetryCall<T> implements Sink<T>, AbortListener {
         return;
       }
     }
-    const errors = (this.errors ??= []);
+    const failure = (this.failure ??= new RetryFailure());
+    const errors = failure.errors;
     errors.push(outcome);
     if (attempt >= policy.maxAttempts) {
       this.giveUp(outcome, kind, 'attempts', `all ${attempt} attempts failed`);
@@ -348,7 +358,7 @@ class RetryCall<T> implements Sink<T>, AbortListener {
     try {
       delayMs = policy.backoff.next({
         attempt,
-        previousDelayMs: this.previousDelayMs,
+        previousDelayMs: failure.previousDelayMs,
         error: outcome,
         random: policy.random,
       });
@@ -358,7 +368,7 @@ class RetryCall<T> implements Sink<T>, AbortListener {
       return;
     }
     if (!(delayMs >= 0)) delayMs = 0;
-    this.previousDelayMs = delayMs;
+    failure.previousDelayMs = delayMs;
     const capMs = policy.retryAfterMaxMs;
     if (capMs !== undefined) {
       const hint = retryAfterMsOf(outcome);
@@ -413,21 +423,21 @@ class RetryCall<T> implements Sink<T>, AbortListener {
     }
     scope.add(this);
     // add() calls abort() at once if the scope aborted during an event listener.
-    if (this.done) return;
+    if ((this.state & DONE) !== 0) return;
     // setLongTimer: a delay beyond the largest timer delay (a custom backoff's maxMs, a long
     // Retry-After) must not retry early.
-    this.timer = setLongTimer(policy.clock, () => this.wake(), delayMs);
+    failure.timer = setLongTimer(policy.clock, () => this.wake(), delayMs);
   }
 
   private wake(): void {
-    this.timer = undefined;
-    if (this.done) return;
+    (this.failure as RetryFailure).timer = undefined;
+    if ((this.state & DONE) !== 0) return;
     this.context.scope.remove(this);
     this.retryNow();
   }
 
   private retryNow(): void {
-    if (this.running) this.again = true;
+    if ((this.state & RUNNING) !== 0) this.state |= AGAIN;
     else this.start();
   }
 
@@ -439,7 +449,7 @@ class RetryCall<T> implements Sink<T>, AbortListener {
   ): void {
     this.finish();
     const policy = this.policy;
-    const errors = this.errors as unknown[];
+    const errors = (this.failure as RetryFailure).errors;
     if (policy.emitter.size > 0) {
       policy.emitter.emit({
         type: 'retry.exhausted',
@@ -454,14 +464,29 @@ class RetryCall<T> implements Sink<T>, AbortListener {
   }
 
   private finish(): void {
-    this.done = true;
-    if (this.timer !== undefined) {
+    this.state |= DONE;
+    const failure = this.failure;
+    if (failure?.timer !== undefined) {
       // Only a sleeping call holds a timer and a place on the scope.
-      this.timer.clear();
-      this.timer = undefined;
+      failure.timer.clear();
+      failure.timer = undefined;
       this.context.scope.remove(this);
     }
   }
+}
+
+/** RetryCall.state bits. */
+const DONE = 1;
+/** Inside `start`: a synchronous failure asks for the next attempt instead of recursing. */
+const RUNNING = 2;
+const AGAIN = 4;
+
+/** What a call keeps once an attempt has failed. */
+class RetryFailure {
+  /** Each failed attempt's error (or rejected result), in order. */
+  readonly errors: unknown[] = [];
+  previousDelayMs = 0;
+  timer: TimerHandle | undefined = undefined;
 }
 
 function round(ms: number): number {

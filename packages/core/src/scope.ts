@@ -9,10 +9,20 @@ export interface AbortListener {
 }
 
 export class Scope implements AbortListener {
-  aborted = false;
-  reason: unknown = undefined;
-  private controller: AbortController | undefined;
-  private listeners: Set<AbortListener> | undefined;
+  // Per-call objects (timeouts make one per call) declare their fields and set them in the
+  // constructor: an ES2022 class field would first define each one as undefined in a separate
+  // initializer, then the constructor would store it a second time.
+  declare aborted: boolean;
+  declare reason: unknown;
+  declare private controller: AbortController | undefined;
+  declare private listeners: Set<AbortListener> | undefined;
+
+  constructor() {
+    this.aborted = false;
+    this.reason = undefined;
+    this.controller = undefined;
+    this.listeners = undefined;
+  }
 
   /** The AbortSignal for this scope, created on first use. */
   get signal(): AbortSignal {

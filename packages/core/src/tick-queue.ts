@@ -19,9 +19,8 @@
  */
 import type { Clock, TimerHandle } from './clock.js';
 
-/** An entry whose expiry (`fireAt`) may be unknown (`Infinity`) until the next tick seals it. */
+/** An entry of the queue: `done` once it finished (the queue then skips it) or expired. */
 export interface TickEntry {
-  fireAt: number;
   done: boolean;
   expire(): void;
 }
@@ -32,9 +31,24 @@ export class TickQueue<E extends TickEntry> {
   private tail = 0;
   /** Entries from `sealed` to `tail` await the next tick for their expiry. */
   private sealed = 0;
+  /**
+   * Sealed generations, oldest first: generation `g` starts at entry index `starts[g]` and ends
+   * where the next one starts, and all its entries expire at `expiries[g]`. Expiries live here
+   * rather than on the entries because a number field that is not a small integer costs each
+   * entry object a 16-byte heap box on Node, on every call; a generation costs one array slot.
+   */
+  private starts: number[] = [];
+  private expiries: number[] = [];
+  /** The oldest generation that may still hold entries, and one past the newest. */
+  private genHead = 0;
+  private genTail = 0;
   private timer: TimerHandle | undefined;
-  /** Clock time of the last tick (or of the start); meaningful while the ticker runs. */
-  private stamp = 0;
+  /**
+   * The last tick's (or the start's) time + timeoutMs: the expiry new calls are told while the
+   * ticker runs. Declared with undefined first so V8 stores it as a pointer: every call of a
+   * tick then shares the same heap number instead of boxing its own.
+   */
+  private expiry: number | undefined = undefined;
 
   constructor(
     private readonly clock: Clock,
@@ -56,24 +70,28 @@ export class TickQueue<E extends TickEntry> {
    * starts it), otherwise the conservative last tick + timeoutMs. Call before `add`.
    */
   begin(): number {
-    if (this.timer !== undefined) return this.stamp + this.timeoutMs;
-    const now = this.clock.now();
-    this.stamp = now;
-    this.timer = this.clock.setTimer(() => this.tick(), this.resolutionMs);
-    return now + this.timeoutMs;
+    if (this.timer === undefined) {
+      this.expiry = this.clock.now() + this.timeoutMs;
+      this.timer = this.clock.setTimer(() => this.tick(), this.resolutionMs);
+    }
+    return this.expiry as number;
   }
 
-  /** Adds an entry. `exact` entries (from an idle start) already know their expiry. */
-  add(entry: E, exact: boolean): void {
-    if (this.head === this.tail) this.head = this.tail = this.sealed = 0;
-    if (exact) {
-      // Nothing can be unsealed before it: the ticker was idle, so the queue was empty.
-      this.items[this.tail++] = entry;
-      this.sealed = this.tail;
-    } else {
-      entry.fireAt = Infinity;
-      this.items[this.tail++] = entry;
-    }
+  /** Adds an entry that learns its expiry at the next tick. */
+  add(entry: E): void {
+    if (this.head === this.tail) this.clear();
+    this.items[this.tail++] = entry;
+  }
+
+  /**
+   * Adds an entry whose expiry is already known: one started while the ticker was idle (so the
+   * queue is empty and nothing unsealed can precede it), with the exact expiry `begin` returned.
+   */
+  addExact(entry: E, expiresAt: number): void {
+    if (this.head === this.tail) this.clear();
+    this.seal(expiresAt);
+    this.items[this.tail++] = entry;
+    this.sealed = this.tail;
   }
 
   /** Marks an entry finished and drops finished entries from the head. */
@@ -82,28 +100,26 @@ export class TickQueue<E extends TickEntry> {
     const items = this.items;
     while (this.head < this.tail && (items[this.head] as E).done) items[this.head++] = undefined;
     if (this.sealed < this.head) this.sealed = this.head;
-    if (this.head !== this.tail && this.head > 1024 && this.head * 2 > this.tail) {
-      this.items = items.slice(this.head, this.tail);
-      this.tail -= this.head;
-      this.sealed -= this.head;
-      this.head = 0;
-    }
+    if (this.head !== this.tail && this.head > 1024 && this.head * 2 > this.tail) this.compact();
   }
 
   private tick(): void {
     const now = this.clock.now();
-    this.stamp = now;
-    const items = this.items;
-    const expiresAt = now + this.timeoutMs;
-    for (let i = this.sealed; i < this.tail; i++) (items[i] as E).fireAt = expiresAt;
-    this.sealed = this.tail;
+    this.expiry = now + this.timeoutMs;
+    if (this.sealed < this.tail) {
+      this.seal(this.expiry);
+      this.sealed = this.tail;
+    }
+    // Fields are re-read on each turn: an expiring entry's listeners may add or finish entries.
     while (this.head < this.tail) {
-      const entry = items[this.head] as E;
-      if (!entry.done && entry.fireAt > now) break;
-      items[this.head++] = undefined;
+      const entry = this.items[this.head] as E;
       if (!entry.done) {
+        if (this.head >= this.sealed || this.expiryOfHead() > now) break;
         entry.done = true;
+        this.items[this.head++] = undefined;
         entry.expire();
+      } else {
+        this.items[this.head++] = undefined;
       }
     }
     if (this.head === this.tail) {
@@ -112,5 +128,39 @@ export class TickQueue<E extends TickEntry> {
       return;
     }
     this.timer = this.clock.setTimer(() => this.tick(), this.resolutionMs);
+  }
+
+  /** Starts a generation at `tail` (the entries from `sealed` to `tail` join it when sealing). */
+  private seal(expiresAt: number): void {
+    this.starts[this.genTail] = this.sealed;
+    this.expiries[this.genTail] = expiresAt;
+    this.genTail++;
+  }
+
+  /** The expiry of the (sealed) head entry; drops generations that are behind the head. */
+  private expiryOfHead(): number {
+    const starts = this.starts;
+    while (this.genHead + 1 < this.genTail && (starts[this.genHead + 1] as number) <= this.head) {
+      this.genHead++;
+    }
+    return this.expiries[this.genHead] as number;
+  }
+
+  private clear(): void {
+    this.head = this.tail = this.sealed = 0;
+    this.genHead = this.genTail = 0;
+  }
+
+  private compact(): void {
+    const shift = this.head;
+    this.items = this.items.slice(shift, this.tail);
+    this.tail -= shift;
+    this.sealed -= shift;
+    this.head = 0;
+    const gens = this.genTail - this.genHead;
+    this.starts = this.starts.slice(this.genHead, this.genTail).map(start => start - shift);
+    this.expiries = this.expiries.slice(this.genHead, this.genTail);
+    this.genHead = 0;
+    this.genTail = gens;
   }
 }

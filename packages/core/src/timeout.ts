@@ -7,10 +7,19 @@
 import { systemClock, type Clock } from './clock.js';
 import { InvalidOptionsError, TimeoutError } from './errors.js';
 import { Emitter, type Subscribe } from './events.js';
-import { Context, PolicyBase, type LimitOwner, type Sink, type Step } from './policy.js';
+import type { Deadline } from './deadline.js';
+import {
+  Context,
+  deadlineOf,
+  limitErrorOf,
+  PolicyBase,
+  type LimitOwner,
+  type Sink,
+  type Step,
+} from './policy.js';
 import { Scope, type AbortListener } from './scope.js';
 import { TickQueue, type TickEntry } from './tick-queue.js';
-import { TimerQueue } from './timer-queue.js';
+import { TimerQueue, type QueueEntry } from './timer-queue.js';
 import {
   checkClock,
   checkName,
@@ -78,30 +87,41 @@ export class TimeoutPolicy extends PolicyBase implements LimitOwner {
       this.resolutionMs === 0
         ? undefined
         : new TickQueue<TimeoutCall<unknown>>(clock, timeoutMs, this.resolutionMs);
-    const exactQueue =
-      ticks === undefined ? new TimerQueue<TimeoutCall<unknown>>(clock) : undefined;
+    const shared = new TimeoutShared(
+      this,
+      ticks,
+      ticks === undefined ? new TimerQueue<TimeoutCall<unknown>>(clock) : undefined,
+    );
     return (work, context, sink) => {
-      const exact = ticks === undefined || !ticks.ticking;
-      let expiresAt = ticks === undefined ? clock.now() + timeoutMs : ticks.begin();
+      let expiresAt: number;
+      let exact = true;
+      if (ticks === undefined) {
+        expiresAt = clock.now() + timeoutMs;
+      } else {
+        exact = !ticks.ticking;
+        expiresAt = ticks.begin();
+      }
       // An earlier outer limit (deadline or outer timeout) enforces itself through the parent
       // scope; this call only queues its own, earlier expiry.
       const queued = context.expiresAt > expiresAt;
       if (!queued) expiresAt = context.expiresAt;
       const call = new TimeoutCall(
-        expiresAt,
         context.scope,
         sink,
-        queued ? (ticks ?? exactQueue) : undefined,
-        this,
+        shared,
+        !queued,
+        expiresAt,
+        context.attempt,
       );
-      if (exact) call.fireAt = expiresAt;
       context.scope.add(call);
       if (call.settled) return; // the parent had already aborted
       if (queued) {
-        if (ticks !== undefined) ticks.add(call, exact);
-        else (exactQueue as TimerQueue<TimeoutCall<unknown>>).add(call);
+        if (ticks === undefined) (shared.exact as TimerQueue<TimeoutCall<unknown>>).add(call);
+        else if (exact) ticks.addExact(call, expiresAt);
+        else ticks.add(call);
       }
-      next(work, new Context(call, expiresAt, context.attempt, clock, undefined, this), call);
+      // The call is the work's context too: its own scope, its expiry, this policy's error.
+      next(work, call, call);
     };
   }
 
@@ -120,28 +140,91 @@ export class TimeoutPolicy extends PolicyBase implements LimitOwner {
   }
 }
 
-/** Either queue: exact (a clock read per call) or ticking. */
-interface Finisher {
-  finish(entry: TimeoutCall<unknown>): void;
+/** What one composed timeout step shares between its calls. */
+class TimeoutShared {
+  constructor(
+    readonly policy: TimeoutPolicy,
+    readonly ticks: TickQueue<TimeoutCall<unknown>> | undefined,
+    readonly exact: TimerQueue<TimeoutCall<unknown>> | undefined,
+  ) {}
+
+  finish(call: TimeoutCall<unknown>): void {
+    if (this.ticks !== undefined) this.ticks.finish(call);
+    else (this.exact as TimerQueue<TimeoutCall<unknown>>).finish(call);
+  }
 }
 
-/** One timed run: the child scope the work sees, the sink it settles, and a timer-queue entry. */
-class TimeoutCall<T> extends Scope implements Sink<T>, TickEntry, AbortListener {
-  done = false;
-  settled = false;
-  /** When the ticking queue fires it (set when the call's generation is sealed). */
-  fireAt = Infinity;
+/**
+ * One timed run: the child scope the work sees, the context the steps inside get, the sink the
+ * work settles, and a timer-queue entry, in one object (it is made on every call). Its only
+ * number that is not a small integer is `expiresAt`: the ticking queue keeps expiries per
+ * generation, since each such field costs a 16-byte heap box per object on Node.
+ */
+class TimeoutCall<T>
+  extends Scope
+  implements Sink<T>, TickEntry, QueueEntry, AbortListener, Context
+{
+  // `declare`d fields set in the constructor: made on every call (see scope.ts).
+  declare settled: boolean;
+  /** @internal See Context. */
+  declare made: Deadline | undefined;
+  declare private readonly parent: Scope;
+  declare private readonly sink: Sink<T>;
+  declare private readonly shared: TimeoutShared;
+  /** Out of the queue: finished, expired, or never queued (an earlier outer limit rules). */
+  declare done: boolean;
+  /**
+   * The limit the work is told (and the exact queue's expiry). A real class field, unlike the
+   * others: it starts out undefined, so V8 keeps it as a pointer and calls that share an expiry
+   * share one heap number (the ticking queue hands out one per tick). A field that only ever
+   * held numbers would get a fresh 16-byte box on every call.
+   */
+  readonly expiresAt: number;
+  declare readonly attempt: number;
+
   constructor(
-    /** The limit the work is told, and the exact queue's expiry. */
-    readonly expiresAt: number,
-    private readonly parent: Scope,
-    private readonly sink: Sink<T>,
-    private readonly queue: Finisher | undefined,
-    private readonly policy: TimeoutPolicy,
+    parent: Scope,
+    sink: Sink<T>,
+    shared: TimeoutShared,
+    done: boolean,
+    expiresAt: number,
+    attempt: number,
   ) {
     super();
+    this.settled = false;
+    this.made = undefined;
+    this.parent = parent;
+    this.sink = sink;
+    this.shared = shared;
+    this.done = done;
+    this.expiresAt = expiresAt;
+    this.attempt = attempt;
   }
 
+  // ---- Context ----
+  get scope(): Scope {
+    return this;
+  }
+  get clock(): Clock {
+    return this.shared.policy.clock;
+  }
+  get limit(): LimitOwner {
+    return this.shared.policy;
+  }
+  get cancellable(): boolean {
+    return true;
+  }
+  get deadline(): Deadline | undefined {
+    return deadlineOf(this);
+  }
+  limitError(): unknown {
+    return limitErrorOf(this);
+  }
+  withAttempt(attempt: number): Context {
+    return new Context(this, this.expiresAt, attempt, this.clock, this.made, this.limit);
+  }
+
+  // ---- Sink ----
   ok(value: T): void {
     if (this.settled) return;
     this.settle();
@@ -156,7 +239,7 @@ class TimeoutCall<T> extends Scope implements Sink<T>, TickEntry, AbortListener 
 
   /** The queue's timer reached this call's expiry. */
   expire(): void {
-    this.abort(this.policy.timedOut());
+    this.abort(this.shared.policy.timedOut());
   }
 
   /** The parent scope aborted (outer deadline, cancellation), or this call expired. */
@@ -174,7 +257,7 @@ class TimeoutCall<T> extends Scope implements Sink<T>, TickEntry, AbortListener 
   private settle(): void {
     this.settled = true;
     this.parent.remove(this);
-    if (this.queue !== undefined && !this.done) this.queue.finish(this);
+    if (!this.done) this.shared.finish(this);
   }
 }
 
