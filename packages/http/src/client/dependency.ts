@@ -198,8 +198,10 @@ export class HttpDependency {
         `${o.name}.request: expected an options object such as { path: '/users/42' }`,
       );
     }
-    const method = (options.method ?? 'GET').toUpperCase();
-    if (!/^[A-Z]+$/.test(method)) {
+    // GET (getJson, the default) skips the case folding and the check.
+    const given = options.method;
+    const method = given === undefined || given === 'GET' ? 'GET' : given.toUpperCase();
+    if (method !== 'GET' && !/^[A-Z]+$/.test(method)) {
       throw new InvalidOptionsError(
         `${o.name}.request: method must be an HTTP method such as 'GET', got ${JSON.stringify(options.method)}`,
       );
@@ -296,7 +298,9 @@ export class HttpDependency {
     // shared never-firing signal; handing it to undici would only pile one listener per
     // in-flight request onto one object (Node warns past 10).
     const signal = ctx.cancellable ? ctx.signal : undefined;
-    const started = this.clock.now();
+    // The first attempt starts when the call does (a clock read saved per call; the policies in
+    // between take well under a microsecond).
+    const started = ctx.attempt === 1 ? call.startedAt : this.clock.now();
     let response: Dispatcher.ResponseData;
     try {
       response = await this.dispatcher.request({

@@ -117,6 +117,55 @@ describe('deadline in', () => {
     expect(signal?.aborted).toBe(true);
   });
 
+  it('answers 504 when the deadline passes while the handler never looks at it', async () => {
+    const clock = new TestClock();
+    let release!: () => void;
+    const gate = new Promise<void>(resolve => (release = resolve));
+    let entered!: () => void;
+    const inHandler = new Promise<void>(resolve => (entered = resolve));
+    const app = await makeApp({ clock, timeouts: { defaultMs: 100, maxMs: 1_000 } }, app => {
+      app.get('/oblivious', async () => {
+        entered();
+        await gate;
+        return 'late';
+      });
+    });
+    const pending = app.inject({ url: '/oblivious', headers: { 'x-bulwark-budget-ms': '50' } });
+    await inHandler;
+    await clock.advance(50);
+    const res = await pending;
+    release();
+    expect(res.statusCode).toBe(504);
+    expect(res.json()).toMatchObject({ code: 'DEADLINE_EXCEEDED', instance: '/oblivious' });
+  });
+
+  it('answers 504 at once when the handler cancels its deadline as exceeded', async () => {
+    const clock = new TestClock();
+    const app = await makeApp({ clock }, app => {
+      app.get('/give-up', async request => {
+        request.deadline.cancel();
+        await new Promise(resolve => setImmediate(resolve));
+        return 'too late';
+      });
+    });
+    const res = await app.inject({ url: '/give-up' });
+    expect(res.statusCode).toBe(504);
+    expect(res.json()).toMatchObject({ code: 'DEADLINE_EXCEEDED' });
+  });
+
+  it('answers 504 for a zero budget before the handler runs', async () => {
+    let ran = false;
+    const app = await makeApp({}, app => {
+      app.get('/zero', async () => {
+        ran = true;
+        return 'ran';
+      });
+    });
+    const res = await app.inject({ url: '/zero', headers: { 'x-bulwark-budget-ms': '0' } });
+    expect(res.statusCode).toBe(504);
+    expect(ran).toBe(false);
+  });
+
   it('aborts the deadline signal when the client disconnects (real socket)', async () => {
     let aborted!: (reason: unknown) => void;
     const abortedReason = new Promise<unknown>(resolve => (aborted = resolve));

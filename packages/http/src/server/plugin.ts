@@ -3,15 +3,21 @@
  * as problem+json, health routes, graceful shutdown and load shedding. Registered with
  * fastify-plugin, so its hooks and handlers apply to the whole app; register it before routes.
  */
+import type { ServerResponse } from 'node:http';
 import {
+  BULWARK_BUDGET_HEADER,
+  budgetFromHeaders,
   CancelledError,
-  deadlineFromHeaders,
+  Deadline,
+  DeadlineExceededError,
+  ENVOY_TIMEOUT_HEADER,
+  GRPC_TIMEOUT_HEADER,
   hasCode,
   LoadShedError,
-  type Deadline,
+  type DeadlineOptions,
   type Permit,
 } from '@bulwark/core';
-import { runWithDeadline } from '@bulwark/core/ambient';
+import { runWithContext, type AmbientContext } from '@bulwark/core/ambient';
 import type {
   FastifyInstance,
   FastifyPluginAsync,
@@ -20,7 +26,7 @@ import type {
   HookHandlerDoneFunction,
 } from 'fastify';
 import fp from 'fastify-plugin';
-import { requestStorage } from '../request-context.js';
+import { DeadlineSweep, type SweepEntry } from './deadline-sweep.js';
 import { HEALTH_CONTENT_TYPE, HealthRegistry, type HealthDocument } from './health.js';
 import { resolveOptions, type BulwarkOptions, type ResolvedOptions } from './options.js';
 import {
@@ -70,9 +76,24 @@ const kTracker = Symbol('bulwark.tracker');
 /** The reason a request's deadline is cancelled with once its response went out. */
 const RESPONSE_SENT = new CancelledError({ cause: 'response sent' });
 
-/** Follows one request from `onRequest` until its response closes. */
-class RequestTracker {
+/** The ambient context of one request: its deadline and id, in ONE AsyncLocalStorage store. */
+class RequestContext implements AmbientContext {
+  constructor(
+    readonly deadline: Deadline,
+    readonly requestId: string,
+  ) {}
+}
+
+type TrackedResponse = ServerResponse & { [kTracker]?: RequestTracker };
+
+/**
+ * Follows one request from `onRequest` until its response closes. It is the request's entry in
+ * the deadline sweep (no timer of its own) and its deadline's abort listener.
+ */
+class RequestTracker implements SweepEntry {
   done = false;
+  heapIndex = -1;
+  readonly expiresAt: number;
 
   constructor(
     readonly request: FastifyRequest,
@@ -80,9 +101,17 @@ class RequestTracker {
     readonly deadline: Deadline,
     readonly permit: Permit | null,
     readonly lifecycle: Lifecycle,
-  ) {}
+    readonly sweep: DeadlineSweep<RequestTracker>,
+  ) {
+    this.expiresAt = deadline.expiresAt;
+  }
 
-  /** The deadline passed or was cancelled. */
+  /** The sweep found the deadline passed: cancel it, which reaches {@link abort} (504). */
+  expire(): void {
+    if (!this.done) this.deadline.cancel(new DeadlineExceededError());
+  }
+
+  /** The deadline passed or was cancelled (the sweep, its own timer, or someone's `cancel`). */
   abort(reason: unknown): void {
     if (this.done || !hasCode(reason, 'DEADLINE_EXCEEDED')) return;
     const reply = this.reply;
@@ -91,13 +120,20 @@ class RequestTracker {
     sendProblem(reply, toProblem(reason, this.request));
   }
 
+  /** Shutdown began: this response tells a keep-alive client not to reuse the connection. */
+  closeConnection(): void {
+    const reply = this.reply;
+    if (!this.done && !reply.sent && !reply.raw.headersSent) reply.header('connection', 'close');
+  }
+
   /** The response closed: sent in full, or the connection went away first. */
-  readonly onClose = (): void => {
+  close(): void {
     if (this.done) return;
     this.done = true;
     const res = this.reply.raw;
     const finished = res.writableFinished;
     this.lifecycle.leave();
+    this.sweep.remove(this);
     if (this.permit !== null) {
       const status = res.statusCode;
       // A client that left says nothing about capacity; 503/504 are overload signals.
@@ -105,15 +141,20 @@ class RequestTracker {
         !finished ? 'ignored' : status === 503 || status === 504 ? 'dropped' : 'success',
       );
     }
-    this.deadline.offAbort(this);
     // Like Go's request context: once the exchange is over (or the client is gone), work still
-    // running for it is cancelled and the deadline's timer is freed. The normal case shares one
-    // reason: a fresh error per request spent ~10% of the plugin's CPU capturing stack traces
-    // nobody reads (see bench/README.md, http-server).
+    // running for it is cancelled (and a timer armed by a handler reading the signal is freed).
+    // The normal case shares one reason: a fresh error per request spent ~10% of the plugin's
+    // CPU capturing stack traces nobody reads (see bench/README.md, http-server). `abort` above
+    // ignores it (done), so the tracker need not leave the deadline's listeners first.
     this.deadline.cancel(
       finished ? RESPONSE_SENT : new CancelledError({ cause: 'client disconnected' }),
     );
-  };
+  }
+}
+
+/** One shared 'close' listener for every response (no closure per request). */
+function onResponseClose(this: TrackedResponse): void {
+  this[kTracker]?.close();
 }
 
 function sendHealth(reply: FastifyReply, status: number, doc: HealthDocument): FastifyReply {
@@ -142,12 +183,17 @@ const bulwarkPlugin: FastifyPluginAsync<BulwarkOptions> = async (app, rawOptions
       : new Shedder(o.maxEventLoopDelayMs, delaySource, o.concurrency, o.lowPriorityShare);
   const header = o.requestIdHeader;
   const priorityOf = o.priority;
-  const timeouts = { defaultMs: o.defaultMs, maxMs: o.maxMs, clock };
+  const { defaultMs, maxMs } = o;
+  const deadlineOptions: DeadlineOptions = { clock };
+  const sweep = new DeadlineSweep<RequestTracker>(clock);
+  /** Shutdown began: responses in flight tell keep-alive clients not to reuse the connection. */
+  const closeConnections = () => sweep.forEach(tracker => tracker.closeConnection());
 
   let shutdownPromise: Promise<void> | undefined;
   const shutdown = (reason = 'shutdown requested'): Promise<void> => {
     shutdownPromise ??= (async () => {
       lifecycle.notReady = true;
+      closeConnections();
       app.log.info(
         { reason, inFlight: lifecycle.inFlight },
         'graceful shutdown: readiness failing',
@@ -201,8 +247,9 @@ const bulwarkPlugin: FastifyPluginAsync<BulwarkOptions> = async (app, rawOptions
             new LoadShedError(`load shed: ${reason}`, { retryAfterMs: o.shedRetryAfterMs }),
             request,
           );
-    if (reason === 'closing') reply.header('connection', 'close');
-    else problem.headers['retry-after'] = retryAfterSeconds(o.shedRetryAfterMs);
+    if (reason === 'closing' || lifecycle.notReady) reply.header('connection', 'close');
+    if (reason !== 'closing')
+      problem.headers['retry-after'] = retryAfterSeconds(o.shedRetryAfterMs);
     request.log.info({ reason }, 'request refused');
     sendProblem(reply, problem);
   };
@@ -244,24 +291,36 @@ const bulwarkPlugin: FastifyPluginAsync<BulwarkOptions> = async (app, rawOptions
         }
         permit = admitted;
       }
-      const deadline = deadlineFromHeaders(request.headers, timeouts);
+      // The caller's budget (deadline-headers.ts rules), with a fast path for the usual request
+      // that sends none.
+      const headers = request.headers;
+      const ms =
+        headers[GRPC_TIMEOUT_HEADER] === undefined &&
+        headers[ENVOY_TIMEOUT_HEADER] === undefined &&
+        headers[BULWARK_BUDGET_HEADER] === undefined
+          ? defaultMs
+          : Math.min(budgetFromHeaders(headers) ?? defaultMs, maxMs);
+      const deadline = Deadline.after(ms, deadlineOptions);
       request.deadline = deadline;
-      const tracker = new RequestTracker(request, reply, deadline, permit, lifecycle);
-      (request as unknown as Record<symbol, unknown>)[kTracker] = tracker;
+      const tracker = new RequestTracker(request, reply, deadline, permit, lifecycle, sweep);
       lifecycle.enter();
-      reply.raw.once('close', tracker.onClose);
-      deadline.onAbort(tracker);
+      // While draining, tell keep-alive clients not to reuse this connection (requests already
+      // in flight when shutdown began are told by `closeConnections`). No onSend hook: running
+      // Fastify's hook chain for every response cost more than this check.
+      if (lifecycle.notReady) reply.header('connection', 'close');
+      const res = reply.raw as TrackedResponse;
+      res[kTracker] = tracker;
+      res.on('close', onResponseClose);
+      // The deadline is enforced by the shared sweep, not by a timer of its own; the tracker
+      // listens without arming it, to answer 504 when someone cancels it as exceeded.
+      deadline.scope.add(tracker);
+      sweep.add(tracker);
+      if (ms <= 0) tracker.expire();
       // Everything after this hook (parsing, validation, handler, later hooks) continues inside
-      // these stores; Fastify binds body parsing to the request's async context.
-      runWithDeadline(deadline, () => requestStorage.run({ requestId: id }, done));
+      // this context; Fastify binds body parsing to the request's async context.
+      runWithContext(new RequestContext(deadline, id), done);
     },
   );
-
-  app.addHook('onSend', (_request, reply, payload, done) => {
-    // While draining, tell keep-alive clients not to reuse this connection.
-    if (lifecycle.refusing || lifecycle.notReady) reply.header('connection', 'close');
-    done(null, payload);
-  });
 
   app.setErrorHandler(function bulwarkErrorHandler(error, request, reply) {
     const problem = toProblem(error, request);
@@ -336,7 +395,10 @@ const bulwarkPlugin: FastifyPluginAsync<BulwarkOptions> = async (app, rawOptions
   }
   app.addHook('preClose', done => {
     // app.close() called directly (not through shutdown): still fail readiness and refuse.
-    lifecycle.notReady = true;
+    if (!lifecycle.notReady) {
+      lifecycle.notReady = true;
+      closeConnections();
+    }
     lifecycle.refusing = true;
     done();
   });
@@ -346,6 +408,7 @@ const bulwarkPlugin: FastifyPluginAsync<BulwarkOptions> = async (app, rawOptions
       signalsOn = false;
     }
     shedder?.close();
+    sweep.close();
     if (shedder === undefined) delaySource?.close?.();
     done();
   });

@@ -66,6 +66,40 @@ describe('graceful shutdown', () => {
     }
   });
 
+  it('responses in flight when shutdown begins carry Connection: close', async () => {
+    const app = Fastify();
+    await app.register(bulwark, {
+      shutdown: { handleSignals: false, drainTimeoutMs: 10_000 },
+      shedding: { maxEventLoopDelayMs: false },
+    });
+    let open!: () => void;
+    const gate = new Promise<void>(resolve => (open = resolve));
+    let entered!: () => void;
+    const inHandler = new Promise<void>(resolve => (entered = resolve));
+    app.get('/slow', async () => {
+      entered();
+      await gate;
+      return { ok: true };
+    });
+    const origin = await app.listen({ port: 0, host: '127.0.0.1' });
+    const agent = new Agent();
+    try {
+      const inFlight = undiciRequest(`${origin}/slow`, { dispatcher: agent });
+      await inHandler;
+      const done = app.bulwark.shutdown('test');
+      open();
+      const res = await inFlight;
+      expect(res.statusCode).toBe(200);
+      expect(res.headers.connection).toBe('close');
+      await res.body.dump();
+      await done;
+    } finally {
+      open();
+      await agent.close();
+      await app.close();
+    }
+  });
+
   it('closes after drainTimeoutMs even when a request never finishes', async () => {
     const app = Fastify();
     await app.register(bulwark, {
