@@ -1,0 +1,424 @@
+/**
+ * batchLoader: DataLoader-style batching, made per request, that knows about deadlines.
+ *
+ * Keys asked for during one turn of the event loop (or within `windowMs`) go to the origin in one
+ * `load(keys)` call of at most `maxBatchSize` keys; duplicate keys are asked for once, and a key
+ * already loaded by this loader is answered from memory. Unlike DataLoader:
+ *
+ * - A waiting batch is sent no later than `minBudgetMs` before the earliest waiting caller's
+ *   deadline, so a window never eats a caller's budget; a caller with less than `minBudgetMs`
+ *   left fails at once (`DeadlineExceededError`) instead of joining a batch it cannot use.
+ * - Each caller can leave (its `signal` aborts or its deadline passes): it is rejected at once.
+ *   The batch's own `signal` aborts when every caller of the batch has left.
+ * - A key the loader gives no value for fails with `BatchKeyMissingError` naming the key.
+ * - Only values are remembered, never errors: a failed key is tried again on the next load.
+ */
+import {
+  CancelledError,
+  DeadlineExceededError,
+  Emitter,
+  systemClock,
+  type Clock,
+  type Deadline,
+  type Subscribe,
+  type TimerHandle,
+} from '@bulwark/core';
+import { currentDeadline } from '@bulwark/core/ambient';
+import {
+  rejectUnknown,
+  requireClock,
+  requireCount,
+  requireFn,
+  requireMs,
+  requireName,
+  requireOptionsObject,
+} from '../cache/validate.js';
+import { NEVER_ABORTED } from '../cache/singleflight.js';
+import { BatchKeyMissingError, BatchResultError } from './errors.js';
+
+export interface BatchLoadContext {
+  /** Aborts when every caller waiting for this batch has left (signal aborted or deadline passed). */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * What `load` returns: a Map from key to value (or Error), or an array aligned with `keys`
+ * (DataLoader's shape). An absent key, or `undefined`, fails that key with `BatchKeyMissingError`.
+ */
+export type BatchLoadResult<K, V> =
+  ReadonlyMap<K, V | Error> | ReadonlyArray<V | Error | undefined>;
+
+export interface BatchLoaderOptions<K, V> {
+  /** Used in errors and events. Required. */
+  name: string;
+  /** Loads many keys in one call. Keys are distinct (by `cacheKey`). Required. */
+  load: (keys: readonly K[], context: BatchLoadContext) => PromiseLike<BatchLoadResult<K, V>>;
+  /** Most keys in one `load` call; a full batch is sent at once. Integer >= 1 or Infinity. Default 100. */
+  maxBatchSize?: number;
+  /**
+   * How long a batch waits for more keys after its first, in ms. `0` sends it at the end of the
+   * current turn of the event loop (after pending promise callbacks), as DataLoader does. Default 0.
+   */
+  windowMs?: number;
+  /**
+   * A batch is sent at least this many ms before the earliest waiting caller's deadline, and a
+   * caller with less than this left is failed at once. Default 5.
+   */
+  minBudgetMs?: number;
+  /** Maps a key to what identifies it (for object keys). Default: the key itself (Map equality). */
+  cacheKey?: (key: K) => unknown;
+  /** Drives `windowMs` and deadline-driven sends. Default: the system clock. */
+  clock?: Clock;
+}
+
+export interface BatchLoadOptions {
+  /** This caller stops waiting when it aborts (rejecting with `CancelledError`). */
+  readonly signal?: AbortSignal | undefined;
+  /** This caller's deadline. Default: the ambient deadline (`currentDeadline()`), if any. */
+  readonly deadline?: Deadline | undefined;
+}
+
+/** Why a batch was sent: full, its window ended, a caller's deadline was near, end of turn, or `dispatch()`. */
+export type BatchDispatchReason = 'full' | 'window' | 'deadline' | 'tick' | 'manual';
+
+export type BatchLoaderEvent =
+  | { type: 'batch.dispatch'; loader: string; size: number; reason: BatchDispatchReason }
+  | { type: 'batch.abandoned'; loader: string; size: number };
+
+export interface BatchLoader<K, V> {
+  readonly name: string;
+  load(key: K, options?: BatchLoadOptions): Promise<V>;
+  /** Loads several keys; each slot holds the value or the Error for that key. */
+  loadMany(keys: readonly K[], options?: BatchLoadOptions): Promise<(V | Error)[]>;
+  /** Sends the waiting batch now. */
+  dispatch(): void;
+  /** Forgets a remembered value, so the next load asks again. */
+  clear(key: K): void;
+  clearAll(): void;
+  readonly onEvent: Subscribe<BatchLoaderEvent>;
+}
+
+interface Waiter<V> {
+  resolve(value: V): void;
+  reject(error: unknown): void;
+  detach: (() => void) | undefined;
+  settled: boolean;
+}
+
+interface Member<K, V> {
+  readonly slot: Slot<K, V>;
+  readonly waiter: Waiter<V>;
+}
+
+interface Watch<K, V> {
+  readonly members: Set<Member<K, V>>;
+  readonly onAbort: () => void;
+}
+
+interface Slot<K, V> {
+  readonly key: K;
+  readonly id: unknown;
+  readonly batch: Batch<K, V>;
+  readonly waiters: Set<Waiter<V>>;
+}
+
+interface Batch<K, V> {
+  readonly slots: Map<unknown, Slot<K, V>>;
+  /** Callers still waiting on this batch. */
+  live: number;
+  /** Callers that can never leave (no signal, no deadline): while any, the batch is never aborted. */
+  fixed: number;
+  /** Monotonic time by which the batch must be sent. */
+  dueAt: number;
+  timer: TimerHandle | undefined;
+  immediate: boolean;
+  controller: AbortController | undefined;
+  sent: boolean;
+}
+
+const WHERE = 'batchLoader';
+
+const callerLeft = (signal: AbortSignal): unknown => new CancelledError({ cause: signal.reason });
+const deadlinePassed = (signal: AbortSignal): unknown =>
+  (signal.reason as unknown) ?? new DeadlineExceededError();
+
+const scheduleTurn: (fn: () => void) => void =
+  typeof setImmediate === 'function' ? fn => void setImmediate(fn) : fn => void setTimeout(fn, 0);
+
+export function batchLoader<K, V>(options: BatchLoaderOptions<K, V>): BatchLoader<K, V> {
+  requireOptionsObject(WHERE, options);
+  rejectUnknown(WHERE, options, [
+    'name',
+    'load',
+    'maxBatchSize',
+    'windowMs',
+    'minBudgetMs',
+    'cacheKey',
+    'clock',
+  ]);
+  const name = requireName(WHERE, options.name);
+  requireFn(WHERE, 'load', options.load);
+  const maxBatchSize = requireCount(WHERE, 'maxBatchSize', options.maxBatchSize ?? 100, 1, true);
+  const windowMs = requireMs(WHERE, 'windowMs', options.windowMs ?? 0);
+  const minBudgetMs = requireMs(WHERE, 'minBudgetMs', options.minBudgetMs ?? 5);
+  if (options.cacheKey !== undefined) requireFn(WHERE, 'cacheKey', options.cacheKey);
+  requireClock(WHERE, options.clock);
+  const clock = options.clock ?? systemClock;
+  const idOf = options.cacheKey ?? ((key: K): unknown => key);
+  const load = options.load;
+  const emitter = new Emitter<BatchLoaderEvent>();
+
+  const values = new Map<unknown, V>();
+  const inFlight = new Map<unknown, Slot<K, V>>();
+  let gathering: Batch<K, V> | undefined;
+
+  function newBatch(): Batch<K, V> {
+    const batch: Batch<K, V> = {
+      slots: new Map(),
+      live: 0,
+      fixed: 0,
+      dueAt: clock.now() + windowMs,
+      timer: undefined,
+      immediate: windowMs === 0,
+      controller: undefined,
+      sent: false,
+    };
+    if (batch.immediate) {
+      scheduleTurn(() => send(batch, 'tick'));
+    } else {
+      batch.timer = clock.setTimer(() => send(batch, 'window'), windowMs);
+    }
+    return batch;
+  }
+
+  /** Brings the send forward for a caller whose deadline falls before the window ends. */
+  function hurry(batch: Batch<K, V>, deadline: Deadline): void {
+    if (batch.immediate) return;
+    const sendBy = clock.now() + deadline.remainingMs() - minBudgetMs;
+    if (sendBy >= batch.dueAt) return;
+    batch.dueAt = sendBy;
+    batch.timer?.clear();
+    batch.timer = clock.setTimer(() => send(batch, 'deadline'), sendBy - clock.now());
+  }
+
+  function send(batch: Batch<K, V>, reason: BatchDispatchReason): void {
+    if (batch.sent) return;
+    batch.sent = true;
+    batch.timer?.clear();
+    batch.timer = undefined;
+    if (gathering === batch) gathering = undefined;
+    if (batch.slots.size === 0) return;
+    const slots = [...batch.slots.values()];
+    const keys = slots.map(slot => slot.key);
+    if (emitter.size > 0) {
+      emitter.emit({ type: 'batch.dispatch', loader: name, size: keys.length, reason });
+    }
+    // An AbortController costs about 16 µs on Node 20: make one only if every caller can leave.
+    const controller = batch.fixed === 0 ? new AbortController() : undefined;
+    batch.controller = controller;
+    let result: PromiseLike<BatchLoadResult<K, V>>;
+    try {
+      result = load(keys, { signal: controller === undefined ? NEVER_ABORTED : controller.signal });
+    } catch (error) {
+      result = Promise.reject(error);
+    }
+    Promise.resolve(result).then(
+      found => deliver(slots, found),
+      (error: unknown) => {
+        for (const slot of slots) settleSlot(slot, error, false);
+      },
+    );
+  }
+
+  function deliver(slots: Slot<K, V>[], found: BatchLoadResult<K, V>): void {
+    if (found instanceof Map) {
+      for (const slot of slots) {
+        const value = (found as ReadonlyMap<K, V | Error>).get(slot.key);
+        settleFound(slot, value);
+      }
+      return;
+    }
+    if (!Array.isArray(found)) {
+      const error = new BatchResultError(
+        name,
+        `load() must return a Map or an array aligned with its keys, got ${typeof found}`,
+      );
+      for (const slot of slots) settleSlot(slot, error, false);
+      return;
+    }
+    const list = found as ReadonlyArray<V | Error | undefined>;
+    if (list.length !== slots.length) {
+      const error = new BatchResultError(
+        name,
+        `load() returned ${list.length} values for ${slots.length} keys; return one value or Error per key, in key order (or a Map)`,
+      );
+      for (const slot of slots) settleSlot(slot, error, false);
+      return;
+    }
+    slots.forEach((slot, index) => settleFound(slot, list[index]));
+  }
+
+  function settleFound(slot: Slot<K, V>, value: V | Error | undefined): void {
+    if (value === undefined) settleSlot(slot, new BatchKeyMissingError(name, slot.key), false);
+    else if (value instanceof Error) settleSlot(slot, value, false);
+    else settleSlot(slot, value, true);
+  }
+
+  function settleSlot(slot: Slot<K, V>, outcome: unknown, ok: boolean): void {
+    if (inFlight.get(slot.id) === slot) inFlight.delete(slot.id);
+    if (ok) values.set(slot.id, outcome as V);
+    for (const waiter of slot.waiters) {
+      if (waiter.settled) continue;
+      waiter.settled = true;
+      waiter.detach?.();
+      if (ok) waiter.resolve(outcome as V);
+      else waiter.reject(outcome);
+    }
+    slot.waiters.clear();
+  }
+
+  function leave(slot: Slot<K, V>, waiter: Waiter<V>, error: unknown): void {
+    if (waiter.settled) return;
+    waiter.settled = true;
+    waiter.detach?.();
+    waiter.reject(error);
+    slot.waiters.delete(waiter);
+    const batch = slot.batch;
+    batch.live -= 1;
+    if (!batch.sent) {
+      if (slot.waiters.size === 0) {
+        batch.slots.delete(slot.id);
+        if (inFlight.get(slot.id) === slot) inFlight.delete(slot.id);
+      }
+      if (batch.slots.size === 0) {
+        batch.sent = true; // nothing left to send
+        batch.timer?.clear();
+        if (gathering === batch) gathering = undefined;
+      }
+      return;
+    }
+    if (batch.live === 0) {
+      // Nobody wants this batch any more: stop it, and let later loads start afresh.
+      for (const s of batch.slots.values()) if (inFlight.get(s.id) === s) inFlight.delete(s.id);
+      if (emitter.size > 0) {
+        emitter.emit({ type: 'batch.abandoned', loader: name, size: batch.slots.size });
+      }
+      batch.controller?.abort(new CancelledError());
+    }
+  }
+
+  // One abort listener per distinct signal, shared by every caller waiting on it: a request that
+  // loads 50 keys under one deadline adds one listener, not 50 (which also tripped Node's
+  // MaxListenersExceededWarning past 10), and EventTarget add/remove is the costly part of a load.
+  const callerWatches = new Map<AbortSignal, Watch<K, V>>();
+  const deadlineWatches = new Map<AbortSignal, Watch<K, V>>();
+
+  function watch(
+    watches: Map<AbortSignal, Watch<K, V>>,
+    signal: AbortSignal,
+    errorFor: (signal: AbortSignal) => unknown,
+    member: Member<K, V>,
+  ): () => void {
+    let entry = watches.get(signal);
+    if (entry === undefined) {
+      const members = new Set<Member<K, V>>();
+      const onAbort = (): void => {
+        watches.delete(signal);
+        const error = errorFor(signal);
+        for (const m of [...members]) leave(m.slot, m.waiter, error);
+        members.clear();
+      };
+      entry = { members, onAbort };
+      watches.set(signal, entry);
+      signal.addEventListener('abort', onAbort, { once: true });
+    }
+    const current = entry;
+    current.members.add(member);
+    return () => {
+      current.members.delete(member);
+      if (current.members.size === 0 && watches.get(signal) === current) {
+        watches.delete(signal);
+        signal.removeEventListener('abort', current.onAbort);
+      }
+    };
+  }
+
+  function join(
+    slot: Slot<K, V>,
+    signal: AbortSignal | undefined,
+    deadline: Deadline | undefined,
+  ): Promise<V> {
+    return new Promise<V>((resolve, reject) => {
+      const waiter: Waiter<V> = { resolve, reject, detach: undefined, settled: false };
+      slot.waiters.add(waiter);
+      slot.batch.live += 1;
+      if (signal === undefined && deadline === undefined) {
+        slot.batch.fixed += 1;
+        return;
+      }
+      const member: Member<K, V> = { slot, waiter };
+      const unwatchSignal =
+        signal === undefined ? undefined : watch(callerWatches, signal, callerLeft, member);
+      const unwatchDeadline =
+        deadline === undefined
+          ? undefined
+          : watch(deadlineWatches, deadline.signal, deadlinePassed, member);
+      waiter.detach = () => {
+        unwatchSignal?.();
+        unwatchDeadline?.();
+      };
+      if (deadline !== undefined && !slot.batch.sent) hurry(slot.batch, deadline);
+    });
+  }
+
+  function loadOne(key: K, options?: BatchLoadOptions): Promise<V> {
+    const id = idOf(key);
+    if (values.has(id)) return Promise.resolve(values.get(id) as V);
+    const signal = options?.signal;
+    if (signal?.aborted) return Promise.reject(new CancelledError({ cause: signal.reason }));
+    const deadline = options?.deadline ?? currentDeadline();
+    if (deadline !== undefined && (deadline.expired || deadline.remainingMs() < minBudgetMs)) {
+      return Promise.reject(
+        deadline.expired
+          ? new DeadlineExceededError()
+          : new DeadlineExceededError(
+              `batch loader "${name}": ${deadline.remainingMs()} ms left, less than minBudgetMs (${minBudgetMs} ms)`,
+            ),
+      );
+    }
+    const existing = inFlight.get(id);
+    if (existing !== undefined) return join(existing, signal, deadline);
+
+    gathering ??= newBatch();
+    const batch = gathering;
+    const slot: Slot<K, V> = { key, id, batch, waiters: new Set() };
+    batch.slots.set(id, slot);
+    inFlight.set(id, slot);
+    const promise = join(slot, signal, deadline);
+    if (batch.slots.size >= maxBatchSize) send(batch, 'full');
+    return promise;
+  }
+
+  return {
+    name,
+    load: loadOne,
+    loadMany: (keys, loadOptions) =>
+      Promise.all(
+        keys.map(key =>
+          loadOne(key, loadOptions).catch((error: unknown) =>
+            error instanceof Error ? error : new Error(String(error)),
+          ),
+        ),
+      ),
+    dispatch() {
+      if (gathering !== undefined) send(gathering, 'manual');
+    },
+    clear(key) {
+      values.delete(idOf(key));
+    },
+    clearAll() {
+      values.clear();
+    },
+    onEvent: emitter.subscribe,
+  };
+}
