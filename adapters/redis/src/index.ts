@@ -1,1 +1,6 @@
-export {};
+export {
+  redisCacheStore,
+  failFastRedisOptions,
+  type RedisCacheStore,
+  type RedisCacheStoreOptions,
+} from './redis-cache-store.js';
