@@ -1,0 +1,6 @@
+export {
+  describeQueueBackendContract,
+  type QueueBackendFactory,
+  type QueueBackendUnderTest,
+} from './queue-backend-contract.js';
+export { ContractHarness } from './harness.js';

@@ -1,0 +1,738 @@
+/**
+ * The queue backend contract: one suite every `QueueBackend` runs, so attempt counts, backoff
+ * timing, outcomes, dead letters, replay, purge and lease recovery are the same on every backend.
+ *
+ * Usage (in a backend's test file):
+ *   describeQueueBackendContract('postgres', async () => ({ backend, close }));
+ * The factory runs before each test. Tests use their own queue names, so a factory may return the
+ * same backend every time; tests that look at all dead letters filter by their queue.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BulwarkError, constantBackoff, exponentialBackoff, type Backoff } from '@bulwark/core';
+import type { DeadLetter, QueueBackend } from '../backend.js';
+import { REPLAYED_FROM_HEADER, type Message } from '../message.js';
+import { defer, fail, retry, type Outcome } from '../outcome.js';
+import { ContractHarness } from './harness.js';
+
+export interface QueueBackendUnderTest {
+  readonly backend: QueueBackend;
+  /** Called after each test (close what the factory opened for this test, if anything). */
+  close?(): Promise<void>;
+}
+
+export type QueueBackendFactory = () => QueueBackendUnderTest | Promise<QueueBackendUnderTest>;
+
+let queueCounter = 0;
+
+/** Registers the contract tests in a `describe` block named after the backend. */
+export function describeQueueBackendContract(name: string, factory: QueueBackendFactory): void {
+  describe(`QueueBackend contract: ${name}`, () => {
+    let subject: QueueBackendUnderTest;
+    let h: ContractHarness;
+    let queue: string;
+
+    beforeEach(async () => {
+      subject = await factory();
+      h = new ContractHarness(subject.backend);
+      queue = `contract-${process.pid}-${Date.now().toString(36)}-${++queueCounter}`;
+    });
+
+    afterEach(async () => {
+      await h.stopAll();
+      await subject.close?.();
+    });
+
+    const noJitter = (baseMs: number): Backoff =>
+      exponentialBackoff({ baseMs, maxMs: 60_000, jitter: 'none' });
+
+    /** A handler that records each delivery (with its time) and answers from a script. */
+    function recorder(
+      answer: (message: Message, n: number) => Outcome | void | Promise<Outcome | void>,
+    ) {
+      const seen: { id: string; attempt: number; at: number; payload: unknown }[] = [];
+      const handler = (message: Message) => {
+        seen.push({
+          id: message.id,
+          attempt: message.attempt,
+          at: h.elapsed(),
+          payload: message.payload,
+        });
+        return answer(message, seen.length);
+      };
+      return { seen, handler };
+    }
+
+    async function deadOf(id: string): Promise<DeadLetter> {
+      return h.dlq.show(id);
+    }
+
+    /** Makes `n` dead letters in `q` whose error code is `code` (one attempt each). */
+    async function makeDead(
+      q: string,
+      n: number,
+      code: string,
+      payload = (i: number): unknown => ({ i }),
+    ) {
+      const ids: string[] = [];
+      for (let i = 0; i < n; i++) {
+        ids.push(await h.producer.send({ queue: q, type: 'test.dead', payload: payload(i) }));
+      }
+      const c = h.consume({
+        queue: q,
+        maxAttempts: 1,
+        handler: m => fail({ code, message: `poison ${JSON.stringify(m.payload)}` }),
+      });
+      await h.run(50);
+      await c.stop();
+      return ids;
+    }
+
+    describe('delivery and ack', () => {
+      it('delivers each message once with its fields intact and removes it on ack', async () => {
+        const id = await h.producer.send({
+          queue,
+          type: 'order.placed',
+          payload: { orderId: 7, items: ['a', 'b'] },
+          headers: { 'x-trace': 'abc' },
+          idempotencyKey: 'order-7',
+        });
+        const got: Message[] = [];
+        h.consume({ queue, maxAttempts: 3, handler: m => void got.push(m) });
+        await h.run(10);
+        expect(got).toHaveLength(1);
+        const m = got[0]!;
+        expect(m).toMatchObject({
+          id,
+          queue,
+          type: 'order.placed',
+          payload: { orderId: 7, items: ['a', 'b'] },
+          headers: { 'x-trace': 'abc' },
+          idempotencyKey: 'order-7',
+          attempt: 1,
+          firstSeenAt: h.t0,
+        });
+        await h.run(1_000);
+        expect(got).toHaveLength(1);
+        expect(await h.backend.stats(queue, h.clock.wallNow())).toEqual({
+          ready: 0,
+          scheduled: 0,
+          leased: 0,
+          dead: 0,
+        });
+      });
+
+      it('sendBatch stores messages in order and delivers them oldest first', async () => {
+        const ids = await h.producer.sendBatch(
+          [0, 1, 2, 3, 4].map(i => ({ queue, type: 't', payload: i })),
+        );
+        const { seen, handler } = recorder(() => undefined);
+        h.consume({ queue, maxAttempts: 1, handler });
+        await h.run(10);
+        expect(seen.map(s => s.id)).toEqual(ids);
+      });
+
+      it('skips a record whose id is still queued (a re-publish), all in one call', async () => {
+        const id = await h.producer.send({ queue, type: 't', payload: 'first' });
+        await h.producer.sendBatch([
+          { id, queue, type: 't', payload: 'again' },
+          { queue, type: 't', payload: 'other' },
+        ]);
+        const { seen, handler } = recorder(() => undefined);
+        h.consume({ queue, maxAttempts: 1, handler });
+        await h.run(10);
+        expect(seen.map(s => s.payload)).toEqual(['first', 'other']);
+      });
+
+      it('honours a send delay', async () => {
+        await h.producer.send({ queue, type: 't', payload: null, delayMs: 500 });
+        const { seen, handler } = recorder(() => undefined);
+        h.consume({ queue, maxAttempts: 1, handler });
+        await h.run(499);
+        expect(seen).toHaveLength(0);
+        await h.run(1);
+        expect(seen.map(s => s.at)).toEqual([500]);
+      });
+    });
+
+    describe('retry and backoff', () => {
+      it('retries a retryable error on the backoff schedule, then dead-letters after maxAttempts', async () => {
+        const id = await h.producer.send({ queue, type: 't', payload: 'x' });
+        const { seen, handler } = recorder(() => {
+          throw new BulwarkError('UPSTREAM_DOWN', 'upstream is down', { retryable: true });
+        });
+        h.consume({ queue, maxAttempts: 4, backoff: noJitter(100), handler });
+        await h.run(5_000);
+        expect(seen.map(s => [s.attempt, s.at])).toEqual([
+          [1, 0],
+          [2, 100],
+          [3, 300],
+          [4, 700],
+        ]);
+        const dead = await deadOf(id);
+        expect(dead.reason).toBe('max-attempts');
+        expect(dead.attempts.map(a => [a.attempt, a.code, a.endedAt - h.t0])).toEqual([
+          [1, 'UPSTREAM_DOWN', 0],
+          [2, 'UPSTREAM_DOWN', 100],
+          [3, 'UPSTREAM_DOWN', 300],
+          [4, 'UPSTREAM_DOWN', 700],
+        ]);
+        expect(dead.lastError).toEqual({ code: 'UPSTREAM_DOWN', message: 'upstream is down' });
+      });
+
+      it('treats an error without a retryable flag as retryable', async () => {
+        await h.producer.send({ queue, type: 't', payload: 'x' });
+        const { seen, handler } = recorder(() => {
+          throw new TypeError('boom');
+        });
+        h.consume({ queue, maxAttempts: 2, backoff: constantBackoff({ delayMs: 50 }), handler });
+        await h.run(1_000);
+        expect(seen.map(s => [s.attempt, s.at])).toEqual([
+          [1, 0],
+          [2, 50],
+        ]);
+      });
+
+      it('uses retry({ delayMs }) over the backoff and retryAfterMs as a floor', async () => {
+        await h.producer.send({ queue, type: 't', payload: 'x' });
+        const { seen, handler } = recorder((_m, n) => {
+          if (n === 1) return retry({ delayMs: 250, reason: 'not yet' });
+          if (n === 2) {
+            throw new BulwarkError('RATE_LIMITED', 'slow down', {
+              retryable: true,
+              retryAfterMs: 900,
+            });
+          }
+          return undefined;
+        });
+        h.consume({ queue, maxAttempts: 5, backoff: constantBackoff({ delayMs: 10 }), handler });
+        await h.run(5_000);
+        expect(seen.map(s => [s.attempt, s.at])).toEqual([
+          [1, 0],
+          [2, 250],
+          [3, 1_150],
+        ]);
+      });
+
+      it('dead-letters a retry() on the last attempt', async () => {
+        const id = await h.producer.send({ queue, type: 't', payload: 'x' });
+        h.consume({
+          queue,
+          maxAttempts: 1,
+          handler: () => retry({ reason: 'again', code: 'AGAIN' }),
+        });
+        await h.run(1_000);
+        const dead = await deadOf(id);
+        expect(dead.reason).toBe('max-attempts');
+        expect(dead.lastError).toEqual({ code: 'AGAIN', message: 'again' });
+      });
+    });
+
+    describe('fail and non-retryable errors', () => {
+      it('fail(reason) goes straight to the dead letter queue', async () => {
+        const id = await h.producer.send({ queue, type: 't', payload: { to: 'bad@' } });
+        const { seen, handler } = recorder(() => fail('550 mailbox unavailable'));
+        h.consume({ queue, maxAttempts: 5, handler });
+        await h.run(5_000);
+        expect(seen).toHaveLength(1);
+        const dead = await deadOf(id);
+        expect(dead).toMatchObject({
+          id,
+          sourceQueue: queue,
+          reason: 'failed',
+          lastError: { code: 'FAILED', message: '550 mailbox unavailable' },
+          deadAt: h.t0,
+        });
+        expect(dead.message).toMatchObject({ id, payload: { to: 'bad@' }, attempt: 1 });
+      });
+
+      it('a non-retryable error goes straight to the dead letter queue with its code', async () => {
+        const id = await h.producer.send({ queue, type: 't', payload: 1 });
+        h.consume({
+          queue,
+          maxAttempts: 5,
+          handler: () => {
+            throw new BulwarkError('BAD_ADDRESS', 'no such mailbox', { retryable: false });
+          },
+        });
+        await h.run(5_000);
+        expect((await deadOf(id)).lastError).toEqual({
+          code: 'BAD_ADDRESS',
+          message: 'no such mailbox',
+        });
+      });
+
+      it('a handler that returns something else fails with INVALID_OUTCOME', async () => {
+        const id = await h.producer.send({ queue, type: 't', payload: 1 });
+        h.consume({ queue, maxAttempts: 5, handler: (() => 42) as never });
+        await h.run(100);
+        expect((await deadOf(id)).lastError.code).toBe('INVALID_OUTCOME');
+      });
+    });
+
+    describe('defer', () => {
+      it('redelivers after the delay without spending an attempt', async () => {
+        const id = await h.producer.send({ queue, type: 't', payload: 1 });
+        const { seen, handler } = recorder((_m, n) => {
+          if (n <= 3) return defer({ delayMs: 200 });
+          if (n === 4) throw new Error('transient');
+          return n === 5 ? defer({ delayMs: 10 }) : undefined;
+        });
+        h.consume({ queue, maxAttempts: 2, backoff: constantBackoff({ delayMs: 100 }), handler });
+        await h.run(5_000);
+        expect(seen.map(s => [s.attempt, s.at])).toEqual([
+          [1, 0],
+          [1, 200],
+          [1, 400],
+          [1, 600],
+          [2, 700],
+          [2, 710],
+        ]);
+        await expect(h.dlq.show(id)).rejects.toMatchObject({ code: 'DEAD_LETTER_NOT_FOUND' });
+      });
+    });
+
+    describe('handler timeout', () => {
+      it('aborts the handler signal and counts the attempt as a retryable TIMEOUT', async () => {
+        const id = await h.producer.send({ queue, type: 't', payload: 1 });
+        const reasons: unknown[] = [];
+        h.consume({
+          queue,
+          maxAttempts: 2,
+          handlerTimeoutMs: 1_000,
+          backoff: constantBackoff({ delayMs: 100 }),
+          handler: (_m, { signal }) =>
+            new Promise<void>(() => {
+              signal.addEventListener('abort', () => reasons.push(signal.reason));
+            }),
+        });
+        await h.run(5_000);
+        expect(reasons).toHaveLength(2);
+        expect(reasons[0]).toMatchObject({ code: 'TIMEOUT' });
+        const dead = await deadOf(id);
+        expect(
+          dead.attempts.map(a => [a.attempt, a.code, a.startedAt - h.t0, a.endedAt - h.t0]),
+        ).toEqual([
+          [1, 'TIMEOUT', 0, 1_000],
+          [2, 'TIMEOUT', 1_100, 2_100],
+        ]);
+      });
+    });
+
+    describe('leases', () => {
+      it('recovers the message of a consumer that stopped heartbeating, as a spent attempt', async () => {
+        const id = await h.producer.send({ queue, type: 't', payload: 1 });
+        // A consumer that leased the message and then died (no heartbeat, no settlement).
+        const crashed = await h.backend.fetch({
+          queue,
+          limit: 10,
+          leaseMs: 1_000,
+          now: h.clock.wallNow(),
+        });
+        expect(crashed.deliveries.map(d => d.message.attempt)).toEqual([1]);
+        const { seen, handler } = recorder(() => undefined);
+        h.consume({
+          queue,
+          maxAttempts: 3,
+          leaseMs: 1_000,
+          backoff: constantBackoff({ delayMs: 300 }),
+          handler,
+        });
+        await h.run(999);
+        expect(seen).toHaveLength(0);
+        await h.run(2_000);
+        // The lease ran out at 1000, found by the poll at 1000 (every 100 ms), then 300 ms backoff.
+        expect(seen.map(s => [s.id, s.attempt, s.at])).toEqual([[id, 2, 1_300]]);
+        // The dead consumer's late ack is refused (fencing token).
+        const stale = crashed.deliveries[0]!.lease;
+        expect(await h.backend.settle(stale, { kind: 'ack' }, h.clock.wallNow())).toBe(false);
+        expect(await h.backend.extendLeases([stale], 1_000, h.clock.wallNow())).toEqual([]);
+      });
+
+      it('dead-letters with LEASE_EXPIRED when the lease runs out on the last attempt', async () => {
+        const id = await h.producer.send({ queue, type: 't', payload: 1 });
+        await h.backend.fetch({ queue, limit: 1, leaseMs: 500, now: h.clock.wallNow() });
+        h.consume({ queue, maxAttempts: 1, leaseMs: 500, handler: () => undefined });
+        await h.run(1_000);
+        const dead = await deadOf(id);
+        expect(dead.reason).toBe('max-attempts');
+        expect(dead.attempts).toEqual([
+          expect.objectContaining({
+            attempt: 1,
+            code: 'LEASE_EXPIRED',
+            startedAt: h.t0,
+            endedAt: h.t0 + 500,
+          }),
+        ]);
+      });
+
+      it('a stale lease token cannot settle after another consumer took the message', async () => {
+        await h.producer.send({ queue, type: 't', payload: 1 });
+        const first = await h.backend.fetch({ queue, limit: 1, leaseMs: 100, now: h.t0 });
+        const decided = await h.backend.recoverExpiredLeases({
+          queue,
+          now: h.t0 + 100,
+          limit: 10,
+          decide: () => ({
+            kind: 'retry',
+            delayMs: 0,
+            error: { code: 'LEASE_EXPIRED', message: 'x' },
+          }),
+        });
+        expect(decided).toBe(1);
+        const second = await h.backend.fetch({ queue, limit: 1, leaseMs: 100, now: h.t0 + 100 });
+        expect(second.deliveries[0]?.message.attempt).toBe(2);
+        const old = first.deliveries[0]!.lease;
+        expect(await h.backend.settle(old, { kind: 'ack' }, h.t0 + 101)).toBe(false);
+        const current = second.deliveries[0]!.lease;
+        expect(await h.backend.settle(current, { kind: 'ack' }, h.t0 + 101)).toBe(true);
+        expect(await h.backend.settle(current, { kind: 'ack' }, h.t0 + 102)).toBe(false);
+      });
+
+      it("heartbeats keep a long-running handler's lease, so no other consumer takes it", async () => {
+        await h.producer.send({ queue, type: 't', payload: 1 });
+        const { seen, handler } = recorder(
+          () => new Promise<void>(resolve => h.clock.setTimer(resolve, 3_000)),
+        );
+        h.consume({
+          queue,
+          maxAttempts: 3,
+          leaseMs: 1_000,
+          heartbeatMs: 300,
+          handlerTimeoutMs: 10_000,
+          handler,
+        });
+        const other = recorder(() => undefined);
+        h.consume({ queue, maxAttempts: 3, leaseMs: 1_000, handler: other.handler });
+        await h.run(5_000);
+        expect(seen.map(s => s.attempt)).toEqual([1]);
+        expect(other.seen).toEqual([]);
+        expect((await h.backend.stats(queue, h.clock.wallNow())).leased).toBe(0);
+      });
+    });
+
+    describe('concurrency and prefetch', () => {
+      it('runs at most `concurrency` handlers and leases at most `prefetch` messages', async () => {
+        await h.producer.sendBatch(
+          Array.from({ length: 10 }, (_, i) => ({ queue, type: 't', payload: i })),
+        );
+        const release: (() => void)[] = [];
+        let running = 0;
+        let maxRunning = 0;
+        const done: unknown[] = [];
+        const c = h.consume({
+          queue,
+          maxAttempts: 1,
+          concurrency: 2,
+          prefetch: 3,
+          handler: m =>
+            new Promise<void>(resolve => {
+              running++;
+              maxRunning = Math.max(maxRunning, running);
+              release.push(() => {
+                running--;
+                done.push(m.payload);
+                resolve();
+              });
+            }),
+        });
+        await h.run(10);
+        expect(c.running).toBe(2);
+        expect(c.held).toBe(3);
+        expect((await h.backend.stats(queue, h.clock.wallNow())).leased).toBe(3);
+        while (done.length < 10) {
+          const next = release.shift();
+          expect(next).toBeDefined();
+          next!();
+          await h.run(1);
+          expect(c.running).toBeLessThanOrEqual(2);
+          expect(c.held).toBeLessThanOrEqual(3);
+        }
+        expect(maxRunning).toBe(2);
+        expect(done).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      });
+
+      it('stop() hands buffered messages back without spending an attempt', async () => {
+        await h.producer.sendBatch(
+          Array.from({ length: 3 }, (_, i) => ({ queue, type: 't', payload: i })),
+        );
+        let release: (() => void) | undefined;
+        const c = h.consume({
+          queue,
+          maxAttempts: 5,
+          concurrency: 1,
+          prefetch: 3,
+          handler: () => new Promise<void>(resolve => (release = resolve)),
+        });
+        await h.run(10);
+        expect(c.held).toBe(3);
+        const stopped = c.stop();
+        await h.idle();
+        release!();
+        await stopped;
+        const { seen, handler } = recorder(() => undefined);
+        h.consume({ queue, maxAttempts: 5, handler });
+        await h.run(10);
+        expect(seen.map(s => [s.payload, s.attempt])).toEqual([
+          [1, 1],
+          [2, 1],
+        ]);
+      });
+    });
+
+    describe('dead letters: list, search, show', () => {
+      it('keeps the original message, headers, source queue and every attempt', async () => {
+        const id = await h.producer.send({
+          queue,
+          type: 'email.send',
+          payload: { to: 'a@example.com' },
+          headers: { 'x-tenant': 't1' },
+          idempotencyKey: 'mail-1',
+        });
+        h.consume({
+          queue,
+          maxAttempts: 3,
+          backoff: constantBackoff({ delayMs: 1_000 }),
+          handler: m => {
+            throw new BulwarkError(`E${m.attempt}`, `failure ${m.attempt}`, { retryable: true });
+          },
+        });
+        await h.run(10_000);
+        const dead = await deadOf(id);
+        expect(dead.message).toEqual({
+          id,
+          queue,
+          type: 'email.send',
+          payload: { to: 'a@example.com' },
+          headers: { 'x-tenant': 't1' },
+          idempotencyKey: 'mail-1',
+          attempt: 3,
+          firstSeenAt: h.t0,
+        });
+        expect(dead.sourceQueue).toBe(queue);
+        expect(dead.attempts).toEqual([
+          { attempt: 1, code: 'E1', message: 'failure 1', startedAt: h.t0, endedAt: h.t0 },
+          {
+            attempt: 2,
+            code: 'E2',
+            message: 'failure 2',
+            startedAt: h.t0 + 1_000,
+            endedAt: h.t0 + 1_000,
+          },
+          {
+            attempt: 3,
+            code: 'E3',
+            message: 'failure 3',
+            startedAt: h.t0 + 2_000,
+            endedAt: h.t0 + 2_000,
+          },
+        ]);
+        expect(dead.deadAt).toBe(h.t0 + 2_000);
+        expect((await h.backend.stats(queue, h.clock.wallNow())).dead).toBe(1);
+      });
+
+      it('filters by queue, type, error code, time range, text and ids, and pages', async () => {
+        const other = `${queue}-other`;
+        const a = await makeDead(queue, 3, 'BAD_INPUT', i => ({ customer: `alice-${i}` }));
+        await h.run(1_000);
+        const b = await makeDead(queue, 2, 'NO_STOCK', i => ({ customer: `bob-${i}` }));
+        const c = await makeDead(other, 1, 'BAD_INPUT');
+        const ids = async (filter: object) =>
+          (await h.dlq.list({ queue, ...filter }, { limit: 1_000 })).items.map(d => d.id).sort();
+        expect(await ids({})).toEqual([...a, ...b].sort());
+        expect(await ids({ errorCode: 'NO_STOCK' })).toEqual([...b].sort());
+        expect(await ids({ text: 'ALICE-1' })).toEqual([a[1]]);
+        expect(await ids({ text: 'poison' })).toHaveLength(5);
+        expect(await ids({ text: 'test.DEAD' })).toHaveLength(5);
+        expect(await ids({ from: h.t0 + 500 })).toEqual([...b].sort());
+        expect(await ids({ to: h.t0 + 500 })).toEqual([...a].sort());
+        expect(await ids({ ids: [a[0], c[0]] })).toEqual([a[0]]);
+        expect(await ids({ type: 'nope' })).toEqual([]);
+        expect((await h.dlq.list({ queue: other })).items.map(d => d.id)).toEqual(c);
+        // Paging in (deadAt, id) order visits each once.
+        const paged: string[] = [];
+        let page = await h.dlq.list({ queue }, { limit: 2 });
+        paged.push(...page.items.map(d => d.id));
+        while (page.next !== undefined) {
+          page = await h.dlq.list({ queue }, { limit: 2, after: page.next });
+          paged.push(...page.items.map(d => d.id));
+        }
+        expect(paged.sort()).toEqual([...a, ...b].sort());
+        expect(new Set(paged).size).toBe(5);
+      });
+
+      it('show() of an unknown id throws DEAD_LETTER_NOT_FOUND', async () => {
+        await expect(h.dlq.show('00000000-0000-4000-8000-000000000000')).rejects.toMatchObject({
+          code: 'DEAD_LETTER_NOT_FOUND',
+        });
+      });
+    });
+
+    describe('replay', () => {
+      it('previews in a dry run without moving anything, and audits it', async () => {
+        const ids = await makeDead(queue, 3, 'BAD_INPUT');
+        const preview = await h.dlq.replay({
+          filter: { queue },
+          dryRun: true,
+          actor: 'ops@example',
+        });
+        expect(preview).toMatchObject({
+          dryRun: true,
+          matched: 3,
+          byQueue: { [queue]: 3 },
+          messageIds: [],
+        });
+        expect([...preview.ids].sort()).toEqual([...ids].sort());
+        expect((await h.dlq.list({ queue })).items).toHaveLength(3);
+        const audit = (await h.dlq.audit()).filter(e => e.filter.queue === queue);
+        expect(audit).toEqual([
+          expect.objectContaining({
+            action: 'replay',
+            dryRun: true,
+            count: 3,
+            actor: 'ops@example',
+          }),
+        ]);
+      });
+
+      it('replays only what the filter selects, keeping the idempotency key and history headers', async () => {
+        const [keyed] = await makeDead(queue, 1, 'BAD_INPUT');
+        const bare = await makeDead(queue, 2, 'NO_STOCK');
+        const firstSeen = new Map<string, number>();
+        for (const id of bare) firstSeen.set(id, (await deadOf(id)).message.firstSeenAt);
+        const result = await h.dlq.replay({ filter: { queue, errorCode: 'NO_STOCK' } });
+        expect(result.ids.length).toBe(2);
+        expect([...result.ids].sort()).toEqual([...bare].sort());
+        const remaining = (await h.dlq.list({ queue })).items.map(d => d.id);
+        expect(remaining).toEqual([keyed]);
+        const got: Message[] = [];
+        h.consume({ queue, maxAttempts: 1, handler: m => void got.push(m) });
+        await h.run(10);
+        expect(got.map(m => m.id).sort()).toEqual([...result.messageIds].sort());
+        for (const m of got) {
+          const from = m.headers[REPLAYED_FROM_HEADER]!;
+          expect(bare).toContain(from);
+          expect(m.idempotencyKey).toBe(from); // no key before: the original id becomes the key
+          expect(m.attempt).toBe(1);
+          expect(m.firstSeenAt).toBe(firstSeen.get(from));
+        }
+        expect(got).toHaveLength(2);
+      });
+
+      it('keeps an existing idempotency key and can replace the payload of one message', async () => {
+        const id = await h.producer.send({
+          queue,
+          type: 'email.send',
+          payload: { to: 'bad@' },
+          idempotencyKey: 'k-1',
+        });
+        const failing = h.consume({ queue, maxAttempts: 1, handler: () => fail('bad address') });
+        await h.run(10);
+        await failing.stop();
+        await expect(
+          h.dlq.replay({ filter: { queue: 'no-such-queue' }, payload: {} }),
+        ).rejects.toMatchObject({
+          code: 'INVALID_OPTIONS',
+        });
+        const result = await h.dlq.replay({
+          filter: { ids: [id] },
+          payload: { to: 'good@example.com' },
+          actor: 'ana',
+        });
+        expect(result.ids).toEqual([id]);
+        const got: Message[] = [];
+        h.consume({ queue, maxAttempts: 1, handler: m => void got.push(m) });
+        await h.run(200);
+        expect(got).toHaveLength(1);
+        expect(got[0]).toMatchObject({
+          payload: { to: 'good@example.com' },
+          idempotencyKey: 'k-1',
+          type: 'email.send',
+        });
+        const audit = (await h.dlq.audit({ action: 'replay' })).find(e => e.ids.includes(id));
+        expect(audit).toMatchObject({
+          dryRun: false,
+          count: 1,
+          actor: 'ana',
+          note: 'payload edited',
+        });
+      });
+
+      it('rate-limits a replay on the clock', async () => {
+        const ids = await makeDead(queue, 3, 'BAD_INPUT');
+        const times: number[] = [];
+        const replayed = new Set<string>();
+        h.consume({
+          queue,
+          maxAttempts: 1,
+          handler: m => {
+            times.push(h.elapsed());
+            replayed.add(m.headers[REPLAYED_FROM_HEADER]!);
+          },
+        });
+        const start = h.elapsed();
+        const result = h.track(h.dlq.replay({ filter: { queue }, ratePerSecond: 5 }));
+        await h.run(1_000);
+        expect((await result).ids).toHaveLength(3);
+        expect(times.map(t => t - start)).toEqual([0, 200, 400]);
+        expect([...replayed].sort()).toEqual([...ids].sort());
+      });
+
+      it('edit() computes each payload; limit caps how many are replayed', async () => {
+        await makeDead(queue, 3, 'BAD_INPUT', i => ({ n: i }));
+        const result = await h.dlq.replay({
+          filter: { queue },
+          limit: 2,
+          edit: letter => ({ ...(letter.message.payload as object), fixed: true }),
+        });
+        expect(result.ids).toHaveLength(2);
+        expect(result.matched).toBe(3);
+        const got: unknown[] = [];
+        h.consume({ queue, maxAttempts: 1, handler: m => void got.push(m.payload) });
+        await h.run(10);
+        expect(got).toHaveLength(2);
+        for (const p of got) expect(p).toMatchObject({ fixed: true });
+        expect((await h.dlq.list({ queue })).items).toHaveLength(1);
+      });
+
+      it('a replayed message that fails again dead-letters again with a fresh history', async () => {
+        const [id] = await makeDead(queue, 1, 'BAD_INPUT');
+        const { messageIds } = await h.dlq.replay({ filter: { ids: [id!] } });
+        h.consume({ queue, maxAttempts: 1, handler: () => fail('still bad') });
+        await h.run(10);
+        const again = await deadOf(messageIds[0]!);
+        expect(again.attempts).toHaveLength(1);
+        expect(again.message.headers[REPLAYED_FROM_HEADER]).toBe(id);
+        expect(again.message.headers['x-bulwark-replay-count']).toBe('1');
+      });
+    });
+
+    describe('purge', () => {
+      it('requires a filter, previews, purges what matches and audits it', async () => {
+        await makeDead(queue, 2, 'BAD_INPUT');
+        const keep = await makeDead(queue, 1, 'NO_STOCK');
+        await expect(h.dlq.purge({ filter: {} })).rejects.toMatchObject({
+          code: 'INVALID_OPTIONS',
+        });
+        const preview = await h.dlq.purge({
+          filter: { queue, errorCode: 'BAD_INPUT' },
+          dryRun: true,
+        });
+        expect(preview).toMatchObject({ dryRun: true, count: 2 });
+        expect((await h.dlq.list({ queue })).items).toHaveLength(3);
+        const purged = await h.dlq.purge({
+          filter: { queue, errorCode: 'BAD_INPUT' },
+          actor: 'ops',
+        });
+        expect(purged.count).toBe(2);
+        expect((await h.dlq.list({ queue })).items.map(d => d.id)).toEqual(keep);
+        const audit = (await h.dlq.audit({ action: 'purge' })).filter(
+          e => e.filter.queue === queue,
+        );
+        expect(audit.map(e => [e.dryRun, e.count, e.actor ?? null])).toEqual([
+          [false, 2, 'ops'],
+          [true, 2, null],
+        ]);
+      });
+    });
+  });
+}
