@@ -1,0 +1,62 @@
+/**
+ * The handle's contract on a real PostgreSQL (DATABASE_URL). The suite gets a database of its
+ * own, created here with a unique name and dropped afterwards.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sqlDatabaseContract } from './contract.js';
+import { migrate } from './migrate.js';
+import { openDatabase } from './open.js';
+import type { SqlDatabase } from './types.js';
+
+const url = process.env.DATABASE_URL;
+if (!url) console.warn('handle.int.test.ts skipped: set DATABASE_URL to a PostgreSQL server');
+
+const dbName = `bulwark_handle_${randomBytes(4).toString('hex')}`;
+const dbUrl = (() => {
+  if (!url) return '';
+  const u = new URL(url);
+  u.pathname = `/${dbName}`;
+  return u.toString();
+})();
+
+describe.skipIf(!url)('PostgreSQL handle', () => {
+  let admin: SqlDatabase;
+  beforeAll(async () => {
+    admin = await openDatabase({ url: url as string, maxConnections: 1 });
+    await admin.exec(`create database ${dbName}`);
+  });
+  afterAll(async () => {
+    await admin.exec(`drop database if exists ${dbName} with (force)`);
+    await admin.close();
+  });
+
+  sqlDatabaseContract(
+    { describe, it, beforeAll, afterAll },
+    {
+      name: 'PostgreSQL',
+      open: () => openDatabase({ url: dbUrl }),
+    },
+  );
+
+  it('two processes migrating at once apply each migration once (advisory lock)', async () => {
+    const a = await openDatabase({ url: dbUrl });
+    const b = await openDatabase({ url: dbUrl });
+    try {
+      const migrations = [
+        { id: '001', sql: 'create table race.things (id int primary key)' },
+        { id: '002', sql: 'insert into race.things values (1)' },
+      ];
+      const runs = await Promise.all([
+        migrate(a, { migrations, table: 'race.migrations' }),
+        migrate(b, { migrations, table: 'race.migrations' }),
+      ]);
+      expect(runs.flatMap(r => r.applied).sort()).toEqual(['001', '002']);
+      const { rows } = await a.query<{ c: number }>('select count(*)::int as c from race.things');
+      expect(rows[0]?.c).toBe(1);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});

@@ -1,0 +1,131 @@
+/**
+ * The embedded engine: PGlite (PostgreSQL compiled to WASM) in this process, in memory or in a
+ * data folder. PGlite has one connection; its `query`, `exec` and `transaction` share one mutex,
+ * so a transaction is exclusive: other queries wait for it instead of running inside it.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { mkdir } from 'node:fs/promises';
+import { PGlite, type Transaction } from '@electric-sql/pglite';
+import { SqlError, translateSqlError } from './errors.js';
+import { rowCountOf } from './rows.js';
+import type { QueryResult, SqlDatabase, SqlTransaction } from './types.js';
+
+export interface PgliteDatabaseOptions {
+  /** Folder for the data files, created on first start. Default: in memory. */
+  dataDir?: string;
+}
+
+function closedError(): SqlError {
+  return new SqlError('DB_CLOSED', 'the database handle is closed; open a new one', {
+    retryable: false,
+  });
+}
+
+class PgliteTransaction implements SqlTransaction {
+  constructor(private readonly tx: Transaction) {}
+
+  async query<R>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
+    try {
+      const result = await this.tx.query<R>(text, params === undefined ? undefined : [...params]);
+      return { rows: result.rows, rowCount: rowCountOf(result.rows, result.affectedRows) };
+    } catch (error) {
+      throw translateSqlError(error);
+    }
+  }
+
+  async exec(script: string): Promise<void> {
+    try {
+      await this.tx.exec(script);
+    } catch (error) {
+      throw translateSqlError(error);
+    }
+  }
+}
+
+class PgliteDatabase implements SqlDatabase {
+  readonly kind = 'pglite' as const;
+  private isClosed = false;
+  // Marks the async context of a running transaction callback: a handle call made from there
+  // would wait on the mutex the transaction holds, forever.
+  private readonly inTransaction = new AsyncLocalStorage<true>();
+
+  constructor(private readonly pg: PGlite) {}
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  private check(): void {
+    if (this.isClosed) throw closedError();
+    if (this.inTransaction.getStore() === true) {
+      throw new SqlError(
+        'DB_NESTED_QUERY',
+        'the database handle was used inside its own transaction; on PGlite that waits forever: use the `tx` passed to the callback',
+        { retryable: false },
+      );
+    }
+  }
+
+  async query<R>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
+    this.check();
+    try {
+      const result = await this.pg.query<R>(text, params === undefined ? undefined : [...params]);
+      return { rows: result.rows, rowCount: rowCountOf(result.rows, result.affectedRows) };
+    } catch (error) {
+      throw translateSqlError(error);
+    }
+  }
+
+  async exec(script: string): Promise<void> {
+    this.check();
+    try {
+      await this.pg.exec(script);
+    } catch (error) {
+      throw translateSqlError(error);
+    }
+  }
+
+  async transaction<T>(fn: (tx: SqlTransaction) => Promise<T>): Promise<T> {
+    this.check();
+    // Errors of `fn` are the caller's and pass through as they are; BEGIN/COMMIT failures come
+    // from the driver and are translated. PGlite rolls back when `fn` throws.
+    let fromCallback = false;
+    try {
+      return await this.pg.transaction(tx =>
+        this.inTransaction.run(true, async () => {
+          try {
+            return await fn(new PgliteTransaction(tx));
+          } catch (error) {
+            fromCallback = true;
+            throw error;
+          }
+        }),
+      );
+    } catch (error) {
+      if (fromCallback) throw error;
+      throw translateSqlError(error);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    await this.pg.close();
+  }
+}
+
+/** Opens PGlite; with `dataDir` the folder is created when missing and reused on the next start. */
+export async function openPglite(options: PgliteDatabaseOptions = {}): Promise<SqlDatabase> {
+  let pg: PGlite;
+  try {
+    if (options.dataDir === undefined) {
+      pg = await PGlite.create();
+    } else {
+      await mkdir(options.dataDir, { recursive: true });
+      pg = await PGlite.create({ dataDir: options.dataDir });
+    }
+  } catch (error) {
+    throw translateSqlError(error);
+  }
+  return new PgliteDatabase(pg);
+}

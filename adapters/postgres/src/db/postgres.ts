@@ -1,0 +1,172 @@
+/**
+ * The server engine: a `pg` Pool. The SQL and the row types match PGlite: int8 is parsed to a
+ * number like PGlite does (pg's default is a string), bigint past 2^53.
+ */
+import pg from 'pg';
+import { SqlError, translateSqlError } from './errors.js';
+import { rowCountOf } from './rows.js';
+import type { QueryResult, SqlDatabase, SqlTransaction } from './types.js';
+
+export interface PostgresDatabaseOptions {
+  /** `postgres://user:password@host:port/database`. */
+  url: string;
+  /** Most open connections. Default 10. */
+  maxConnections?: number;
+  /** Give up connecting after this many milliseconds (`DB_UNAVAILABLE`). Default 5_000. */
+  connectTimeoutMs?: number;
+  /** Close connections idle this long, in milliseconds. Default 10_000. */
+  idleTimeoutMs?: number;
+  /** Server-side `statement_timeout` per statement, in milliseconds (`DB_QUERY_CANCELLED`). Default none. */
+  statementTimeoutMs?: number;
+  /** `application_name` shown in `pg_stat_activity`. Default `bulwark`. */
+  applicationName?: string;
+  /**
+   * Errors of idle pooled connections (the server restarted, a proxy cut the socket). The pool
+   * drops such a connection by itself; without a listener pg would crash the process. Default:
+   * ignored.
+   */
+  onIdleError?: (error: Error) => void;
+}
+
+const INT8_OID = 20;
+
+function parseInt8(value: string): number | bigint {
+  const n = Number(value);
+  return Number.isSafeInteger(n) ? n : BigInt(value);
+}
+
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary'): unknown =>
+    oid === INT8_OID && format !== 'binary'
+      ? parseInt8
+      : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+function closedError(): SqlError {
+  return new SqlError('DB_CLOSED', 'the database handle is closed; open a new one', {
+    retryable: false,
+  });
+}
+
+async function run<R>(
+  client: pg.Pool | pg.PoolClient,
+  text: string,
+  params: readonly unknown[] | undefined,
+): Promise<QueryResult<R>> {
+  try {
+    // Always the extended protocol, as on PGlite: one statement per call, even without values.
+    // `queryMode` is in pg 8.12+ but not yet in @types/pg.
+    const config: pg.QueryConfig<unknown[]> & { queryMode: 'extended' } = {
+      text,
+      values: params === undefined ? [] : [...params],
+      queryMode: 'extended',
+    };
+    const result = await client.query(config);
+    const rows = result.rows as R[];
+    return { rows, rowCount: rowCountOf(rows, result.rowCount) };
+  } catch (error) {
+    throw translateSqlError(error);
+  }
+}
+
+async function runScript(client: pg.Pool | pg.PoolClient, script: string): Promise<void> {
+  try {
+    // No values: pg uses the simple protocol, which accepts several statements.
+    await client.query(script);
+  } catch (error) {
+    throw translateSqlError(error);
+  }
+}
+
+class PostgresTransaction implements SqlTransaction {
+  constructor(private readonly client: pg.PoolClient) {}
+
+  query<R>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
+    return run<R>(this.client, text, params);
+  }
+
+  exec(script: string): Promise<void> {
+    return runScript(this.client, script);
+  }
+}
+
+class PostgresDatabase implements SqlDatabase {
+  readonly kind = 'postgres' as const;
+  private isClosed = false;
+
+  constructor(private readonly pool: pg.Pool) {}
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  query<R>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
+    if (this.isClosed) return Promise.reject(closedError());
+    return run<R>(this.pool, text, params);
+  }
+
+  exec(script: string): Promise<void> {
+    if (this.isClosed) return Promise.reject(closedError());
+    return runScript(this.pool, script);
+  }
+
+  async transaction<T>(fn: (tx: SqlTransaction) => Promise<T>): Promise<T> {
+    if (this.isClosed) throw closedError();
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (error) {
+      throw translateSqlError(error);
+    }
+    // A connection that failed mid-transaction must not go back to the pool.
+    let broken: Error | undefined;
+    try {
+      await runScript(client, 'BEGIN');
+      let result: T;
+      try {
+        result = await fn(new PostgresTransaction(client));
+      } catch (error) {
+        try {
+          await runScript(client, 'ROLLBACK');
+        } catch (rollbackError) {
+          broken = rollbackError as Error;
+        }
+        throw error;
+      }
+      await runScript(client, 'COMMIT');
+      return result;
+    } catch (error) {
+      if (broken === undefined && isUnavailable(error)) broken = error as Error;
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    await this.pool.end();
+  }
+}
+
+function isUnavailable(error: unknown): boolean {
+  return error instanceof SqlError && error.code === 'DB_UNAVAILABLE';
+}
+
+/** Opens a pool. No connection is made until the first query. */
+export function openPostgres(options: PostgresDatabaseOptions): SqlDatabase {
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.maxConnections ?? 10,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
+    idleTimeoutMillis: options.idleTimeoutMs ?? 10_000,
+    application_name: options.applicationName ?? 'bulwark',
+    ...(options.statementTimeoutMs === undefined
+      ? {}
+      : { statement_timeout: options.statementTimeoutMs }),
+    types,
+  });
+  pool.on('error', options.onIdleError ?? (() => {}));
+  return new PostgresDatabase(pool);
+}

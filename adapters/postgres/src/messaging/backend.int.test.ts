@@ -1,0 +1,73 @@
+import { consume, createProducer } from '@bulwark/messaging';
+import { describeQueueBackendContract } from '@bulwark/messaging/contract';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase, type SqlDatabase } from '../db/index.js';
+import { postgresQueueBackend, type PostgresQueueBackend } from './backend.js';
+
+const url = process.env.DATABASE_URL;
+if (url === undefined) {
+  console.warn(
+    'backend.int.test.ts skipped: set DATABASE_URL=postgres://postgres@127.0.0.1:5432/test',
+  );
+}
+// A schema of our own per run, dropped afterwards, so parallel runs and files never collide.
+const schema = `bw_msg_${process.pid}_${Date.now().toString(36)}`;
+
+describe.skipIf(url === undefined)('postgres queue backend', () => {
+  let db: SqlDatabase;
+  let backend: PostgresQueueBackend;
+
+  beforeAll(async () => {
+    db = await openDatabase({ url: url! });
+    backend = await postgresQueueBackend({ db, schema, listenUrl: url! });
+  }, 30_000);
+
+  afterAll(async () => {
+    await backend?.close();
+    await db?.exec(`drop schema if exists ${schema} cascade`);
+    await db?.close();
+  });
+
+  describeQueueBackendContract('postgres', () => ({ backend }));
+
+  it('wakes a consumer in another process through LISTEN/NOTIFY, not its poll', async () => {
+    // A second pool and backend stand in for another process: no in-process wake-up is shared.
+    const otherDb = await openDatabase({ url: url! });
+    try {
+      const other = await postgresQueueBackend({ db: otherDb, schema, migrate: false });
+      const queue = `wake-${Date.now().toString(36)}`;
+      let delivered!: () => void;
+      const got = new Promise<void>(resolve => (delivered = resolve));
+      // An hour between polls: only a notification can deliver the message in this test.
+      const consumer = consume({
+        backend,
+        queue,
+        maxAttempts: 1,
+        pollIntervalMs: 3_600_000,
+        handler: () => delivered(),
+      });
+      await consumer.whenIdle();
+      await createProducer({ backend: other }).send({ queue, type: 't', payload: 1 });
+      await got;
+      await consumer.stop();
+      expect((await backend.stats(queue, Date.now())).ready).toBe(0);
+    } finally {
+      await otherDb.close();
+    }
+  });
+
+  it('SKIP LOCKED: two concurrent fetches never lease the same message', async () => {
+    const queue = `skip-${Date.now().toString(36)}`;
+    const producer = createProducer({ backend });
+    await producer.sendBatch(
+      Array.from({ length: 50 }, (_, i) => ({ queue, type: 't', payload: i })),
+    );
+    const now = Date.now();
+    const results = await Promise.all(
+      [1, 2, 3, 4].map(() => backend.fetch({ queue, limit: 20, leaseMs: 10_000, now })),
+    );
+    const ids = results.flatMap(r => r.deliveries.map(d => d.message.id));
+    expect(ids).toHaveLength(50);
+    expect(new Set(ids).size).toBe(50);
+  });
+});

@@ -1,0 +1,456 @@
+/**
+ * The PGlite / PostgreSQL queue backend. One table of messages, leased with
+ * `FOR UPDATE SKIP LOCKED` (on PGlite, one connection, the same SQL simply never finds a lock)
+ * and a lease token checked on every settlement (fencing); dead letters and the audit log in
+ * tables beside it. All in one schema, created by `migrate`.
+ */
+import { InvalidOptionsError, type Disposable } from '@bulwark/core';
+import type {
+  AuditEntry,
+  AuditQuery,
+  DeadLetter,
+  DeadLetterFilter,
+  DeadLetterPage,
+  DeadLetterSummary,
+  Delivery,
+  EnqueueRecord,
+  FetchRequest,
+  FetchResult,
+  Lease,
+  Message,
+  QueueBackend,
+  QueueStats,
+  RecoverRequest,
+  Settlement,
+  AttemptRecord,
+  DeadReason,
+} from '@bulwark/messaging';
+import { migrate, type SqlDatabase, type SqlExecutor } from '../db/index.js';
+import { isSchemaName, messagingMigrations } from './schema.js';
+import { queueSql, type QueueSql } from './sql.js';
+import { localWakeUps, postgresListener, type PostgresListener } from './wake-ups.js';
+
+export interface PostgresQueueBackendOptions {
+  /** The SQL handle (`openDatabase()` from this package): PGlite or a pg Pool. */
+  db: SqlDatabase;
+  /** Schema for the tables; a lower-case identifier. Default `bulwark_messaging`. */
+  schema?: string;
+  /**
+   * PostgreSQL only: a URL for one dedicated connection that LISTENs for enqueue notifications
+   * from other processes, so their consumers wake at once instead of at their next poll. Default:
+   * none (consumers in this process still wake at once; others poll).
+   */
+  listenUrl?: string;
+  /** Run the migrations before returning. Default true. */
+  migrate?: boolean;
+}
+
+interface MessageRow {
+  id: string;
+  queue: string;
+  type: string;
+  payload: unknown;
+  headers: Record<string, string>;
+  idempotency_key: string | null;
+  attempts: number;
+  first_seen_at: number;
+  lease_token: string;
+  leased_at: number;
+  lease_expires_at: number;
+  seq?: number;
+}
+
+interface DeadRow {
+  id: string;
+  source_queue: string;
+  message: Message & { idempotencyKey?: string | null };
+  reason: DeadReason;
+  attempts: AttemptRecord[];
+  last_error_code: string;
+  last_error_message: string;
+  dead_at: number;
+}
+
+interface AuditRow {
+  id: string;
+  at: number;
+  action: 'replay' | 'purge';
+  actor: string | null;
+  dry_run: boolean;
+  filter: DeadLetterFilter;
+  count: number;
+  ids: string[];
+  note: string | null;
+}
+
+export class PostgresQueueBackend implements QueueBackend {
+  readonly name: string;
+  readonly schema: string;
+  private readonly sql: QueueSql;
+  private readonly wakeUps;
+  private listener: PostgresListener | undefined;
+
+  constructor(
+    private readonly db: SqlDatabase,
+    schema: string,
+    private readonly listenUrl: string | undefined,
+  ) {
+    this.schema = schema;
+    this.name = db.kind;
+    this.sql = queueSql(schema);
+    this.wakeUps = localWakeUps(db, schema);
+  }
+
+  /** Creates or upgrades the tables (idempotent). */
+  async migrate(): Promise<void> {
+    await migrate(this.db, {
+      migrations: messagingMigrations(this.schema),
+      table: `${this.schema}.migrations`,
+    });
+  }
+
+  async enqueue(records: readonly EnqueueRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    await this.insert(this.db, records);
+    this.wakeUps.notify(records);
+  }
+
+  private async insert(executor: SqlExecutor, records: readonly EnqueueRecord[]): Promise<void> {
+    const json = JSON.stringify(
+      records.map(r => ({
+        id: r.id,
+        queue: r.queue,
+        type: r.type,
+        payload: r.payload,
+        headers: r.headers,
+        idempotency_key: r.idempotencyKey ?? null,
+        available_at: r.availableAt,
+        first_seen_at: r.firstSeenAt,
+      })),
+    );
+    if (this.db.kind === 'postgres') {
+      await executor.query(this.sql.enqueueNotify, [json, this.schema]);
+    } else {
+      await executor.query(this.sql.enqueue, [json]);
+    }
+  }
+
+  async fetch(request: FetchRequest): Promise<FetchResult> {
+    const { queue, limit, leaseMs, now } = request;
+    const { rows } = await this.db.query<MessageRow & { seq: number }>(this.sql.fetch, [
+      queue,
+      now,
+      limit,
+      leaseMs,
+    ]);
+    // UPDATE ... RETURNING has no order: restore the fetch order.
+    rows.sort((a, b) => a.seq - b.seq);
+    const deliveries: Delivery[] = rows.map(row => ({
+      message: toMessage(row),
+      lease: { id: row.id, token: row.lease_token },
+      leaseExpiresAt: row.lease_expires_at,
+    }));
+    if (deliveries.length >= limit) return { deliveries };
+    const next = await this.db.query<{ at: number | null }>(this.sql.nextAvailable, [queue, now]);
+    const at = next.rows[0]?.at;
+    return at === null || at === undefined ? { deliveries } : { deliveries, nextAvailableAt: at };
+  }
+
+  async extendLeases(leases: readonly Lease[], leaseMs: number, now: number): Promise<string[]> {
+    if (leases.length === 0) return [];
+    const { rows } = await this.db.query<{ id: string }>(this.sql.extend, [
+      leases.map(l => l.id),
+      leases.map(l => l.token),
+      now,
+      leaseMs,
+    ]);
+    return rows.map(r => r.id);
+  }
+
+  settle(lease: Lease, settlement: Settlement, now: number): Promise<boolean> {
+    return this.apply(this.db, lease, settlement, now, now);
+  }
+
+  private async apply(
+    executor: SqlExecutor,
+    lease: Lease,
+    settlement: Settlement,
+    now: number,
+    endedAt: number,
+  ): Promise<boolean> {
+    const { id, token } = lease;
+    let changed: number;
+    switch (settlement.kind) {
+      case 'ack':
+        changed = (await executor.query(this.sql.ack, [id, token])).rowCount;
+        break;
+      case 'defer':
+        changed = (await executor.query(this.sql.defer, [id, token, now, settlement.delayMs]))
+          .rowCount;
+        break;
+      case 'retry':
+        changed = (
+          await executor.query(this.sql.retry, [
+            id,
+            token,
+            now,
+            settlement.delayMs,
+            endedAt,
+            settlement.error.code,
+            settlement.error.message,
+          ])
+        ).rowCount;
+        break;
+      case 'dead':
+        changed = (
+          await executor.query(this.sql.dead, [
+            id,
+            token,
+            now,
+            endedAt,
+            settlement.error.code,
+            settlement.error.message,
+            settlement.reason,
+          ])
+        ).rowCount;
+        break;
+    }
+    return changed > 0;
+  }
+
+  async recoverExpiredLeases(request: RecoverRequest): Promise<number> {
+    const { queue, now, limit, decide } = request;
+    const recovered = await this.db.transaction(async tx => {
+      const { rows } = await tx.query<MessageRow>(this.sql.expired, [queue, now, limit]);
+      let count = 0;
+      for (const row of rows) {
+        const decision = decide({
+          message: toMessage(row),
+          leasedAt: row.leased_at,
+          leaseExpiresAt: row.lease_expires_at,
+        });
+        const lease = { id: row.id, token: row.lease_token };
+        // The attempt ended when the lease ran out, not when somebody noticed.
+        if (await this.apply(tx, lease, decision, now, row.lease_expires_at)) count++;
+      }
+      return count;
+    });
+    return recovered;
+  }
+
+  async stats(queue: string, now: number): Promise<QueueStats> {
+    const { rows } = await this.db.query<QueueStats>(this.sql.stats, [queue, now]);
+    const row = rows[0];
+    return row === undefined
+      ? { ready: 0, scheduled: 0, leased: 0, dead: 0 }
+      : { ready: row.ready, scheduled: row.scheduled, leased: row.leased, dead: row.dead };
+  }
+
+  async listDeadLetters(filter: DeadLetterFilter, page: DeadLetterPage): Promise<DeadLetter[]> {
+    const { where, params } = whereOf(filter);
+    if (page.after !== undefined) {
+      params.push(page.after.deadAt, page.after.id);
+      const a = params.length - 1;
+      const b = params.length;
+      where.push(
+        `(dead_at > $${a}::float8 or (dead_at = $${a}::float8 and id collate "C" > $${b}))`,
+      );
+    }
+    params.push(page.limit);
+    const { rows } = await this.db.query<DeadRow>(
+      `select ${this.sql.deadColumns} from ${this.schema}.dead_letters
+       ${clause(where)} order by dead_at, id collate "C" limit $${params.length}::int`,
+      params,
+    );
+    return rows.map(toDeadLetter);
+  }
+
+  async getDeadLetter(id: string): Promise<DeadLetter | undefined> {
+    const { rows } = await this.db.query<DeadRow>(
+      `select ${this.sql.deadColumns} from ${this.schema}.dead_letters where id = $1`,
+      [id],
+    );
+    const row = rows[0];
+    return row === undefined ? undefined : toDeadLetter(row);
+  }
+
+  async summarizeDeadLetters(filter: DeadLetterFilter): Promise<DeadLetterSummary> {
+    const { where, params } = whereOf(filter);
+    const { rows } = await this.db.query<{ source_queue: string; n: number }>(
+      `select source_queue, count(*)::int as n from ${this.schema}.dead_letters
+       ${clause(where)} group by source_queue`,
+      params,
+    );
+    const byQueue: Record<string, number> = {};
+    let total = 0;
+    for (const row of rows) {
+      byQueue[row.source_queue] = row.n;
+      total += row.n;
+    }
+    return { total, byQueue };
+  }
+
+  async replayDeadLetter(id: string, record: EnqueueRecord): Promise<boolean> {
+    const replayed = await this.db.transaction(async tx => {
+      const { rowCount } = await tx.query(this.sql.deleteDeadLetter, [id]);
+      if (rowCount === 0) return false;
+      await this.insert(tx, [record]);
+      return true;
+    });
+    if (replayed) this.wakeUps.notify([record]);
+    return replayed;
+  }
+
+  async purgeDeadLetters(filter: DeadLetterFilter): Promise<string[]> {
+    const { where, params } = whereOf(filter);
+    const { rows } = await this.db.query<{ id: string }>(
+      `delete from ${this.schema}.dead_letters ${clause(where)} returning id`,
+      params,
+    );
+    return rows.map(r => r.id);
+  }
+
+  async appendAudit(entry: AuditEntry): Promise<void> {
+    await this.db.query(this.sql.insertAudit, [
+      entry.id,
+      entry.at,
+      entry.action,
+      entry.actor ?? null,
+      entry.dryRun,
+      JSON.stringify(entry.filter),
+      entry.count,
+      JSON.stringify(entry.ids),
+      entry.note ?? null,
+    ]);
+  }
+
+  async listAudit(query: AuditQuery): Promise<AuditEntry[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (query.from !== undefined) where.push(`at >= $${params.push(query.from)}::float8`);
+    if (query.to !== undefined) where.push(`at < $${params.push(query.to)}::float8`);
+    if (query.action !== undefined) where.push(`action = $${params.push(query.action)}`);
+    params.push(query.limit ?? 100);
+    const { rows } = await this.db.query<AuditRow>(
+      `select id, at, action, actor, dry_run, filter, count, ids, note from ${this.schema}.audit
+       ${clause(where)} order by seq desc limit $${params.length}::int`,
+      params,
+    );
+    return rows.map(row => ({
+      id: row.id,
+      at: row.at,
+      action: row.action,
+      dryRun: row.dry_run,
+      filter: row.filter,
+      count: row.count,
+      ids: row.ids,
+      ...(row.actor === null ? {} : { actor: row.actor }),
+      ...(row.note === null ? {} : { note: row.note }),
+    }));
+  }
+
+  async subscribe(queue: string, listener: () => void): Promise<Disposable> {
+    const local = this.wakeUps.subscribe(queue, listener);
+    if (this.listenUrl === undefined || this.db.kind !== 'postgres') return local;
+    this.listener ??= postgresListener(this.listenUrl, this.schema, q => this.wakeUps.wake(q));
+    await this.listener.ready;
+    return local;
+  }
+
+  async close(): Promise<void> {
+    const listener = this.listener;
+    this.listener = undefined;
+    await listener?.close();
+  }
+}
+
+function toMessage(row: MessageRow): Message {
+  const base = {
+    id: row.id,
+    queue: row.queue,
+    type: row.type,
+    payload: row.payload,
+    headers: row.headers,
+    attempt: row.attempts,
+    firstSeenAt: row.first_seen_at,
+  };
+  return row.idempotency_key === null ? base : { ...base, idempotencyKey: row.idempotency_key };
+}
+
+function toDeadLetter(row: DeadRow): DeadLetter {
+  const { idempotencyKey, ...rest } = row.message;
+  const message: Message =
+    idempotencyKey === null || idempotencyKey === undefined ? rest : { ...rest, idempotencyKey };
+  return {
+    id: row.id,
+    message,
+    sourceQueue: row.source_queue,
+    reason: row.reason,
+    attempts: row.attempts,
+    lastError: { code: row.last_error_code, message: row.last_error_message },
+    deadAt: row.dead_at,
+  };
+}
+
+/** The WHERE conditions of a dead letter filter; same rules as `matchesDeadLetterFilter`. */
+function whereOf(filter: DeadLetterFilter): { where: string[]; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (filter.queue !== undefined) where.push(`source_queue = $${params.push(filter.queue)}`);
+  if (filter.type !== undefined) where.push(`type = $${params.push(filter.type)}`);
+  if (filter.errorCode !== undefined) {
+    where.push(`last_error_code = $${params.push(filter.errorCode)}`);
+  }
+  if (filter.from !== undefined) where.push(`dead_at >= $${params.push(filter.from)}::float8`);
+  if (filter.to !== undefined) where.push(`dead_at < $${params.push(filter.to)}::float8`);
+  if (filter.ids !== undefined) where.push(`id = any($${params.push([...filter.ids])}::text[])`);
+  if (filter.text !== undefined && filter.text !== '') {
+    // strpos, not LIKE: the text is matched literally, % and _ included.
+    where.push(`strpos(search, $${params.push(filter.text.toLowerCase())}) > 0`);
+  }
+  return { where, params };
+}
+
+function clause(where: readonly string[]): string {
+  return where.length === 0 ? '' : `where ${where.join(' and ')}`;
+}
+
+/**
+ * Opens the queue backend on a SQL handle and (by default) migrates its schema. The backend does
+ * not own `db`: close the handle yourself; `backend.close()` only ends the LISTEN connection.
+ */
+export async function postgresQueueBackend(
+  options: PostgresQueueBackendOptions,
+): Promise<PostgresQueueBackend> {
+  const where = 'postgresQueueBackend';
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidOptionsError(`${where}: expected an options object { db, schema? }`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!['db', 'schema', 'listenUrl', 'migrate'].includes(key)) {
+      throw new InvalidOptionsError(
+        `${where}: unknown option "${key}"; known options are db, schema, listenUrl, migrate`,
+      );
+    }
+  }
+  const db = options.db as Partial<SqlDatabase> | undefined;
+  if (db === undefined || typeof db.query !== 'function' || typeof db.transaction !== 'function') {
+    throw new InvalidOptionsError(
+      `${where}: db must be a SQL handle from openDatabase() (@bulwark/postgres)`,
+    );
+  }
+  const schema = options.schema ?? 'bulwark_messaging';
+  if (!isSchemaName(schema)) {
+    throw new InvalidOptionsError(
+      `${where}: schema must be a lower-case SQL identifier (letters, digits, _), got ${JSON.stringify(schema)}`,
+    );
+  }
+  if (options.listenUrl !== undefined && !/^postgres(ql)?:\/\//.test(options.listenUrl)) {
+    throw new InvalidOptionsError(
+      `${where}: listenUrl must be a postgres:// URL (the same server as db), or leave it out`,
+    );
+  }
+  const backend = new PostgresQueueBackend(options.db, schema, options.listenUrl);
+  if (options.migrate !== false) await backend.migrate();
+  return backend;
+}

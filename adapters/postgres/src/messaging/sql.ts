@@ -1,0 +1,100 @@
+/** The backend's SQL, built once per schema. Every time is a float8 parameter (epoch ms). */
+
+export interface QueueSql {
+  enqueue: string;
+  enqueueNotify: string;
+  fetch: string;
+  nextAvailable: string;
+  extend: string;
+  ack: string;
+  defer: string;
+  retry: string;
+  dead: string;
+  expired: string;
+  stats: string;
+  deadColumns: string;
+  deleteDeadLetter: string;
+  insertAudit: string;
+}
+
+const RETURNING =
+  'id, queue, type, payload, headers, idempotency_key, attempts, first_seen_at, lease_token, leased_at, lease_expires_at';
+
+/** One attempt's history entry: the attempt in flight, when it was leased, when it ended, why. */
+const HISTORY_ENTRY = (endedAt: string, code: string, message: string): string =>
+  `jsonb_build_array(jsonb_build_object('attempt', attempts, 'startedAt', leased_at, 'endedAt', ${endedAt}, 'code', ${code}, 'message', ${message}))`;
+
+export function queueSql(s: string): QueueSql {
+  const insert = `insert into ${s}.messages
+      (id, queue, type, payload, headers, idempotency_key, available_at, first_seen_at)
+    select x.id, x.queue, x.type, coalesce(x.payload, 'null'::jsonb), x.headers, x.idempotency_key,
+      x.available_at, x.first_seen_at
+    from jsonb_to_recordset($1::jsonb) as x(id text, queue text, type text, payload jsonb,
+      headers jsonb, idempotency_key text, available_at float8, first_seen_at float8)
+    on conflict (id) do nothing`;
+  const owned = `id = $1 and lease_token = $2 and state = 'leased'`;
+  return {
+    enqueue: insert,
+    // One statement: the NOTIFY is sent at commit, only if the insert commits.
+    enqueueNotify: `with ins as (${insert} returning queue)
+      select pg_notify($2::text, q) from (select distinct queue as q from ins) d`,
+    fetch: `with picked as (
+        select id from ${s}.messages
+        where queue = $1 and state = 'ready' and available_at <= $2::float8
+        order by available_at, seq
+        limit $3::int
+        for update skip locked
+      )
+      update ${s}.messages m
+      set state = 'leased', attempts = m.attempts + 1, lease_token = gen_random_uuid()::text,
+          leased_at = $2::float8, lease_expires_at = $2::float8 + $4::float8
+      from picked where m.id = picked.id
+      returning m.seq, ${RETURNING.split(', ')
+        .map(c => `m.${c}`)
+        .join(', ')}`,
+    nextAvailable: `select min(available_at) as at from ${s}.messages
+      where queue = $1 and state = 'ready' and available_at > $2::float8`,
+    extend: `update ${s}.messages m set lease_expires_at = $3::float8 + $4::float8
+      from unnest($1::text[], $2::text[]) as l(id, token)
+      where m.id = l.id and m.lease_token = l.token and m.state = 'leased'
+      returning m.id`,
+    ack: `delete from ${s}.messages where ${owned}`,
+    defer: `update ${s}.messages
+      set state = 'ready', attempts = attempts - 1, lease_token = null,
+          available_at = $3::float8 + $4::float8
+      where ${owned}`,
+    retry: `update ${s}.messages
+      set state = 'ready', lease_token = null, available_at = $3::float8 + $4::float8,
+          history = history || ${HISTORY_ENTRY('$5::float8', '$6::text', '$7::text')}
+      where ${owned}`,
+    dead: `with gone as (
+        delete from ${s}.messages where ${owned}
+        returning id, queue, type, payload, headers, idempotency_key, attempts, first_seen_at,
+          history || ${HISTORY_ENTRY('$4::float8', '$5::text', '$6::text')} as full_history
+      )
+      insert into ${s}.dead_letters (id, source_queue, type, message, reason, attempts,
+        last_error_code, last_error_message, dead_at, search)
+      select id, queue, type,
+        jsonb_build_object('id', id, 'queue', queue, 'type', type, 'payload', payload,
+          'headers', headers, 'idempotencyKey', idempotency_key, 'attempt', attempts,
+          'firstSeenAt', first_seen_at),
+        $7::text, full_history, $5::text, $6::text, $3::float8,
+        lower(type || E'\\n' || payload::text || E'\\n' || coalesce(
+          (select string_agg(e->>'message', E'\\n') from jsonb_array_elements(full_history) e), ''))
+      from gone`,
+    expired: `select ${RETURNING} from ${s}.messages
+      where queue = $1 and state = 'leased' and lease_expires_at <= $2::float8
+      order by lease_expires_at, seq
+      limit $3::int
+      for update skip locked`,
+    stats: `select
+        (select count(*) from ${s}.messages where queue = $1 and state = 'ready' and available_at <= $2::float8)::int as ready,
+        (select count(*) from ${s}.messages where queue = $1 and state = 'ready' and available_at > $2::float8)::int as scheduled,
+        (select count(*) from ${s}.messages where queue = $1 and state = 'leased')::int as leased,
+        (select count(*) from ${s}.dead_letters where source_queue = $1)::int as dead`,
+    deadColumns: `id, source_queue, message, reason, attempts, last_error_code, last_error_message, dead_at`,
+    deleteDeadLetter: `delete from ${s}.dead_letters where id = $1 returning id`,
+    insertAudit: `insert into ${s}.audit (id, at, action, actor, dry_run, filter, count, ids, note)
+      values ($1, $2::float8, $3, $4, $5, $6::jsonb, $7::int, $8::jsonb, $9)`,
+  };
+}
