@@ -1,0 +1,156 @@
+/**
+ * `GET /api/users/:id/overview` as a composition of three public parts:
+ * - `user` (critical): the profile; without it the answer is 503/504 (404 for an unknown user);
+ * - `orders` (optional): recent orders with their products, looked up in ONE batched catalog
+ *   call; through a tiered cache, so a failing orders or catalog service serves the last value
+ *   (stale) instead of nothing;
+ * - `recommendations` (optional): the user's picks; when they fail, popular products (kept in a
+ *   long-lived cache, so they survive the recommendations service being down).
+ */
+import type { Deadline } from '@bulwark/core';
+import { alternate, composition, staleFrom } from '@bulwark/compose';
+import { batchLoader } from '@bulwark/compose/batch';
+import type { TieredCache } from '@bulwark/compose/cache';
+import type { Product, ProductBatch } from '../services/catalog/app.js';
+import type { Order, OrderLine, OrdersPage } from '../services/orders/app.js';
+import type { RecommendationList, Recommendation } from '../services/recommendations/app.js';
+import type { UserProfile } from '../services/users/app.js';
+import type { Upstreams } from './upstreams.js';
+
+export interface OverviewInput {
+  userId: number;
+}
+
+export interface OverviewLine extends OrderLine {
+  /** The catalog's product; null when the catalog does not know it. */
+  product: Product | null;
+}
+
+export interface OverviewOrder extends Omit<Order, 'lines'> {
+  lines: OverviewLine[];
+}
+
+export interface OverviewOptions {
+  upstreams: Upstreams;
+  ordersCache: TieredCache<OverviewOrder[]>;
+  popularCache: TieredCache<Recommendation[]>;
+  /** Route maximum for the whole overview, in ms. */
+  budgetMs: number;
+  /** Orders shown. */
+  recentOrders: number;
+  /** Recommendations shown. */
+  recommendations: number;
+}
+
+/** Most product ids in one catalog call (the catalog's own limit). */
+const CATALOG_BATCH = 100;
+
+async function recentOrders(
+  o: OverviewOptions,
+  userId: number,
+  deadline: Deadline,
+  signal: AbortSignal,
+): Promise<OverviewOrder[]> {
+  const { orders, catalog } = o.upstreams;
+  const page = await orders.getJson<OrdersPage>(`/users/${userId}/orders`, {
+    query: { limit: o.recentOrders },
+    deadline,
+    signal,
+  });
+  // One loader per load: every line's product id goes out in one /products?ids= call
+  // (⌈n/100⌉ for more), duplicates once.
+  const products = batchLoader<number, Product | null>({
+    name: 'products',
+    maxBatchSize: CATALOG_BATCH,
+    load: async (ids, batch) => {
+      const found = await catalog.getJson<ProductBatch>('/products', {
+        query: { ids: ids.join(',') },
+        deadline,
+        signal: batch.signal,
+      });
+      // null marks a product the catalog does not know ("known absent"), not a failure.
+      const result = new Map<number, Product | null>(found.missing.map(id => [id, null]));
+      for (const product of found.items) result.set(product.id, product);
+      return result;
+    },
+  });
+  const ids = [...new Set(page.items.flatMap(order => order.lines.map(l => l.productId)))];
+  const loaded = await products.loadMany(ids, { deadline, signal });
+  const byId = new Map<number, Product | null>();
+  for (const [i, value] of loaded.entries()) {
+    // A catalog failure fails the part, which then serves the cached overview (stale).
+    if (value instanceof Error) throw value;
+    byId.set(ids[i] as number, value);
+  }
+  return page.items.map(order => ({
+    ...order,
+    lines: order.lines.map(line => ({ ...line, product: byId.get(line.productId) ?? null })),
+  }));
+}
+
+export async function loadPopular(
+  o: Pick<OverviewOptions, 'upstreams' | 'popularCache'>,
+  signal: AbortSignal,
+  deadline?: Deadline,
+): Promise<Recommendation[]> {
+  const result = await o.popularCache.fetch(
+    'popular',
+    async ({ signal: loadSignal }) =>
+      (
+        await o.upstreams.recommendations.getJson<RecommendationList>('/popular', {
+          query: { limit: 50 },
+          signal: loadSignal,
+          ...(deadline === undefined ? {} : { deadline }),
+        })
+      ).items,
+    { signal },
+  );
+  return result.value;
+}
+
+export function overviewComposition(o: OverviewOptions) {
+  const { users, recommendations } = o.upstreams;
+  return composition<OverviewInput>({ name: 'overview', timeoutMs: o.budgetMs })
+    .part('user', {
+      criticality: 'critical',
+      timeoutMs: Math.round(o.budgetMs * 0.5),
+      load: ({ userId }, ctx) =>
+        users.getJson<UserProfile>(`/users/${userId}`, {
+          deadline: ctx.deadline,
+          signal: ctx.signal,
+        }),
+    })
+    .part('orders', {
+      criticality: 'optional',
+      timeoutMs: Math.round(o.budgetMs * 0.7),
+      load: async ({ userId }, ctx) => {
+        const result = await o.ordersCache.fetch(
+          `user:${userId}`,
+          ({ signal }) => recentOrders(o, userId, ctx.deadline, signal),
+          { signal: ctx.signal },
+        );
+        ctx.provenance(result.provenance);
+        return result.value;
+      },
+      fallbacks: [staleFrom(({ userId }, ctx) => o.ordersCache.getStale(`user:${userId}`, ctx))],
+    })
+    .part('recommendations', {
+      criticality: 'optional',
+      timeoutMs: Math.round(o.budgetMs * 0.35),
+      load: async ({ userId }, ctx) =>
+        (
+          await recommendations.getJson<RecommendationList>(`/users/${userId}/recommendations`, {
+            query: { limit: o.recommendations },
+            deadline: ctx.deadline,
+            signal: ctx.signal,
+          })
+        ).items,
+      fallbacks: [
+        alternate('popular-items', async (_input, ctx) =>
+          (await loadPopular(o, ctx.signal, ctx.deadline)).slice(0, o.recommendations),
+        ),
+      ],
+    });
+}
+
+export type OverviewComposition = ReturnType<typeof overviewComposition>;
