@@ -3,8 +3,8 @@
  * per run, interleaves the variants (rotating their order each run), takes the median over runs,
  * prints Markdown tables with PASS/FAIL against the targets, and writes the figures as JSON.
  *
- *   node src/run.mjs [--runs 5] [--quick] [--scenario success,failure,memory,http-client,http-server]
- *                    [--variant a,b]
+ *   node src/run.mjs [--runs 5] [--quick] [--scenario success,failure,memory,http-client,http-server,
+ *                    gateway,gateway-hang,gateway-batch] [--variant a,b]
  *
  * `--quick` is a smoke run: 1 run (unless --runs is given), 10x fewer calls, and the JSON goes to
  * results/quick-latest.json instead of a dated file and latest.json.
@@ -19,8 +19,24 @@ import { parseArgs } from 'node:util';
 
 const benchDir = dirname(dirname(fileURLToPath(import.meta.url)));
 const resultsDir = join(benchDir, 'results');
-const SCENARIOS = ['success', 'failure', 'memory', 'http-client', 'http-server'];
+const SCENARIOS = [
+  'success',
+  'failure',
+  'memory',
+  'http-client',
+  'http-server',
+  'gateway',
+  'gateway-hang',
+  'gateway-batch',
+];
 const HTTP_SCENARIOS = ['http-client', 'http-server'];
+const GATEWAY_SCENARIOS = ['gateway', 'gateway-hang', 'gateway-batch'];
+/** Gateway fan-out target: the gateway's requests/s at least this share of the naive handler's. */
+const GATEWAY_RPS_SHARE = 0.9;
+/** With recommendations hanging: at least this share of the healthy gateway's requests/s. */
+const GATEWAY_HANG_RPS_SHARE = 0.8;
+/** With recommendations hanging: p99 at most the overview budget plus this, in ms. */
+const GATEWAY_HANG_P99_SLACK_MS = 10;
 /** HTTP targets: the subject's requests/s at least this share of the baseline's. */
 const HTTP_RPS_SHARE = 0.9;
 /** HTTP client target: the subject's p99 at most this factor of the baseline's. */
@@ -91,6 +107,24 @@ const summaries = {
       subject: 'bulwark',
       p99Target: false,
     }),
+  gateway: variants =>
+    summariseGateway(variants, {
+      scenario: 'gateway',
+      title: '6. Gateway fan-out, all upstreams healthy: shop gateway vs naive Promise.all handler',
+      baseline: 'naive',
+    }),
+  'gateway-hang': variants =>
+    summariseGateway(variants, {
+      scenario: 'gateway-hang',
+      title: '7. Gateway with the recommendations service hanging',
+      baseline: 'gateway-healthy',
+    }),
+  'gateway-batch': variants =>
+    summariseGateway(variants, {
+      scenario: 'gateway-batch',
+      title: '8. Overview of an order with 20 lines: batched product look-up vs one call per line',
+      baseline: 'naive-per-line',
+    }),
 };
 const output = [];
 const targets = [];
@@ -121,10 +155,12 @@ if (args.quick) {
   log(`wrote results/quick-latest.json (${elapsedS} s)`);
 } else {
   const stamp = report.date.replace(/:/g, '').replace(/\.\d+Z$/, 'Z');
-  // An HTTP-only run must not replace latest.json of a full run.
+  // An HTTP-only or gateway-only run must not replace latest.json of a full run.
   const httpOnly = scenarios.every(s => HTTP_SCENARIOS.includes(s));
-  const file = `${httpOnly ? 'http' : 'core'}-${stamp}.json`;
-  const latest = httpOnly ? 'http-latest.json' : 'latest.json';
+  const gatewayOnly = scenarios.every(s => GATEWAY_SCENARIOS.includes(s));
+  const prefix = httpOnly ? 'http' : gatewayOnly ? 'gateway' : 'core';
+  const file = `${prefix}-${stamp}.json`;
+  const latest = prefix === 'core' ? 'latest.json' : `${prefix}-latest.json`;
   writeFileSync(join(resultsDir, file), json);
   writeFileSync(join(resultsDir, latest), json);
   log(`wrote results/${file} and results/${latest} (${elapsedS} s)`);
@@ -528,6 +564,147 @@ function summariseHttp(variants, { scenario, title, baseline, subject, p99Target
   return { table, checks };
 }
 
+function summariseGateway(variants, { scenario, title, baseline }) {
+  const figures = [
+    'rps',
+    'p50Us',
+    'p99Us',
+    'serverCpuUsPerRequest',
+    'upstreamCallsPerRequest',
+    'catalogCallsPerRequest',
+  ];
+  for (const v of Object.values(variants)) {
+    if (!ok(v)) continue;
+    v.median = Object.fromEntries(figures.map(f => [f, median(v.runs.map(r => r[f]))]));
+    v.median.unexpectedShare = median(v.runs.map(r => r.failures / r.requests));
+    const rps = v.runs.map(r => r.rps);
+    v.rpsRange = [Math.min(...rps), Math.max(...rps)];
+  }
+  const base = variants[baseline];
+  const ms = us => (us / 1000).toFixed(2);
+  const rows = Object.entries(variants).map(([name, v]) => {
+    if (!ok(v)) return [name, v.label, unavailable(v), '', '', '', '', '', '', '', '', ''];
+    const m = v.median;
+    const statuses = Object.entries(v.runs.at(-1).statuses ?? {})
+      .map(([status, n]) => `${status}×${fmt(n)}`)
+      .join(' ');
+    return [
+      name,
+      v.label,
+      fmt(m.rps),
+      `${fmt(v.rpsRange[0])}–${fmt(v.rpsRange[1])}`,
+      ok(base) ? `${(m.rps / base.median.rps).toFixed(2)}×` : 'n/a',
+      ms(m.p50Us),
+      ms(m.p99Us),
+      m.serverCpuUsPerRequest.toFixed(0),
+      m.upstreamCallsPerRequest.toFixed(2),
+      m.catalogCallsPerRequest.toFixed(2),
+      `${(m.unexpectedShare * 100).toFixed(1)}%`,
+      statuses,
+    ];
+  });
+  const shape = Object.values(variants).find(ok)?.runs[0] ?? {};
+  const table = markdown(
+    `${title} (${fmt(shape.concurrency)} in flight, budget ${fmt(shape.budgetMs)} ms, ` +
+      `${fmt(shape.warmup)} warm-up + ${fmt(shape.requests)} timed requests; medians over runs)`,
+    [
+      'variant',
+      'configuration',
+      'req/s',
+      'range',
+      `× ${baseline} req/s`,
+      'p50 ms',
+      'p99 ms',
+      'server CPU µs/req',
+      'upstream calls/req',
+      'catalog calls/req',
+      'unexpected answers',
+      'statuses (last run)',
+    ],
+    rows,
+  );
+
+  const checks = [];
+  const share = (subjectName, baseName, limit) => {
+    const s = variants[subjectName];
+    const b = variants[baseName];
+    const name = `${subjectName} req/s ≥ ${limit} × ${baseName}`;
+    if (!ok(s) || !ok(b)) {
+      return { scenario, name, result: 'n/a', why: unavailable(ok(b) ? s : b) };
+    }
+    const value = s.median.rps / b.median.rps;
+    return {
+      scenario,
+      name,
+      measured: `${fmt(s.median.rps)} / ${fmt(b.median.rps)} = ${value.toFixed(2)}×`,
+      limit: `≥ ${limit}×`,
+      value,
+      result: value >= limit ? 'PASS' : 'FAIL',
+    };
+  };
+  // Figures of a variant whose answers were not what it should answer compare unlike work.
+  const expected = subjectName => {
+    const s = variants[subjectName];
+    const name = `${subjectName} answers as expected (complete; degraded recommendations when hanging)`;
+    if (!ok(s)) return { scenario, name, result: 'n/a', why: unavailable(s) };
+    const share = s.median.unexpectedShare;
+    return {
+      scenario,
+      name,
+      measured: `${(share * 100).toFixed(1)}% unexpected`,
+      limit: '0%',
+      value: share,
+      result: share === 0 ? 'PASS' : 'FAIL',
+    };
+  };
+  if (scenario === 'gateway') {
+    checks.push(share('gateway', 'naive', GATEWAY_RPS_SHARE), expected('gateway'));
+  }
+  if (scenario === 'gateway-hang') {
+    checks.push(
+      share('gateway-hang', 'gateway-healthy', GATEWAY_HANG_RPS_SHARE),
+      expected('gateway-healthy'),
+      expected('gateway-hang'),
+    );
+    const s = variants['gateway-hang'];
+    const name = `gateway-hang p99 ≤ budget + ${GATEWAY_HANG_P99_SLACK_MS} ms`;
+    if (!ok(s)) checks.push({ scenario, name, result: 'n/a', why: unavailable(s) });
+    else {
+      const limitMs = s.runs[0].budgetMs + GATEWAY_HANG_P99_SLACK_MS;
+      const p99Ms = s.median.p99Us / 1000;
+      checks.push({
+        scenario,
+        name,
+        measured: `${p99Ms.toFixed(1)} ms`,
+        limit: `≤ ${limitMs} ms`,
+        value: p99Ms,
+        result: p99Ms <= limitMs ? 'PASS' : 'FAIL',
+      });
+    }
+  }
+  if (scenario === 'gateway-batch') {
+    checks.push(expected('gateway'));
+    const s = variants.gateway;
+    const name = 'gateway: one catalog call per overview of 20 lines';
+    if (!ok(s)) checks.push({ scenario, name, result: 'n/a', why: unavailable(s) });
+    else {
+      const calls = s.median.catalogCallsPerRequest;
+      const perLine = variants['naive-per-line'];
+      checks.push({
+        scenario,
+        name,
+        measured:
+          `${calls.toFixed(2)} calls` +
+          (ok(perLine) ? ` (per line: ${perLine.median.catalogCallsPerRequest.toFixed(2)})` : ''),
+        limit: '≤ 1',
+        value: calls,
+        result: calls <= 1 ? 'PASS' : 'FAIL',
+      });
+    }
+  }
+  return { table, checks };
+}
+
 function targetTable(checks) {
   return markdown(
     'Targets',
@@ -552,6 +729,7 @@ function describeEnvironment() {
       cockatiel: packageVersion('cockatiel'),
       opossum: packageVersion('opossum'),
       '@bulwark/http': packageVersion('@bulwark/http'),
+      '@bulwark/shop': packageVersion('@bulwark/shop'),
       undici: packageVersion('undici'),
       fastify: packageVersion('fastify'),
     },
