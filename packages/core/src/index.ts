@@ -26,6 +26,7 @@ export {
   PolicyBase,
   runStep,
   invoke,
+  abortSourceOf,
   type Composable,
   type ExecuteOptions,
   type ExecutionContext,
@@ -36,6 +37,7 @@ export {
   type Work,
 } from './policy.js';
 export { pipeline, type Pipeline } from './pipeline.js';
+export type { AbortSource } from './scope.js';
 export { timeout, TimeoutPolicy, type TimeoutOptions, type TimeoutEvent } from './timeout.js';
 export {
   circuitBreaker,

@@ -9,7 +9,7 @@
 import { DeadlineExceededError, CancelledError } from './errors.js';
 import { systemClock, type Clock } from './clock.js';
 import { Deadline } from './deadline.js';
-import { NEVER_SCOPE, Scope, type AbortListener } from './scope.js';
+import { NEVER_SCOPE, Scope, type AbortListener, type AbortSource } from './scope.js';
 
 /** What the protected work receives. */
 export interface ExecutionContext {
@@ -91,6 +91,17 @@ export function deadlineOf(context: Context): Deadline | undefined {
     context.made = new Deadline(context.expiresAt, context.clock, context.scope, true);
   }
   return context.made;
+}
+
+/**
+ * The cancellation of an execution as an {@link AbortSource}: what undici (and other I/O that
+ * takes an EventTarget-like signal) needs, without the AbortController that reading
+ * `context.signal` creates. Contexts made by Bulwark's policies answer with their scope; any
+ * other `ExecutionContext` with its `signal`.
+ */
+export function abortSourceOf(context: ExecutionContext): AbortSource {
+  const scope = (context as Partial<Context>).scope;
+  return scope instanceof Scope ? scope : context.signal;
 }
 
 /** A policy that sets a context's limit says which error means the limit was reached. */
