@@ -9,6 +9,8 @@
  * the caller's signal closes the socket; read the body under size and time limits.
  */
 import {
+  abortSourceOf,
+  type AbortSource,
   deadlineToHeaders,
   InvalidOptionsError,
   isBulwarkError,
@@ -78,6 +80,8 @@ export interface HttpResponse<T = unknown> {
 }
 
 type Headers = Record<string, string>;
+
+const bodyOf = <T>(response: HttpResponse<T>): T => response.body;
 
 /** One call's fixed parts, prepared once and shared by its attempts. */
 class Call {
@@ -163,11 +167,12 @@ export class HttpDependency {
   }
 
   /** GET a JSON document: the parsed body of a 2xx response, or a classified error. */
-  async getJson<T = unknown>(
+  getJson<T = unknown>(
     path: string,
     options: Omit<HttpRequestOptions, 'path' | 'method' | 'expect' | 'json' | 'body'> = {},
   ): Promise<T> {
-    return (await this.request<T>({ ...options, path, method: 'GET', expect: 'json' })).body;
+    // Not `async`: one promise fewer per call (the async wrapper), which counts on a fan-out path.
+    return this.request<T>({ ...options, path, method: 'GET', expect: 'json' }).then(bodyOf);
   }
 
   /** POST a JSON value and parse the JSON answer. Pass `idempotencyKey` to make it retryable. */
@@ -297,7 +302,9 @@ export class HttpDependency {
     // A call nothing can abort (no deadline, no caller signal, no timeout policy) gets core's
     // shared never-firing signal; handing it to undici would only pile one listener per
     // in-flight request onto one object (Node warns past 10).
-    const signal = ctx.cancellable ? ctx.signal : undefined;
+    // Otherwise undici gets the attempt's scope itself (an AbortSource), not `ctx.signal`: reading
+    // that would create an AbortController per attempt, about 2 µs plus an EventTarget on Node 20.
+    const signal = ctx.cancellable ? abortSourceOf(ctx) : undefined;
     // The first attempt starts when the call does (a clock read saved per call; the policies in
     // between take well under a microsecond).
     const started = ctx.attempt === 1 ? call.startedAt : this.clock.now();
@@ -309,6 +316,7 @@ export class HttpDependency {
         method: call.method,
         headers,
         body: call.body ?? null,
+        // undici takes any EventTarget-like object with aborted/reason (see core's AbortSource).
         signal: signal ?? null,
         headersTimeout: o.firstByteTimeoutMs,
         bodyTimeout: o.bodyTimeoutMs,
@@ -380,7 +388,7 @@ export class HttpDependency {
   private failed(
     error: unknown,
     info: HttpCallInfo,
-    signal: AbortSignal | undefined,
+    signal: AbortSource | undefined,
     started: number,
     call: Call,
   ): unknown {
