@@ -115,10 +115,9 @@ export function overviewComposition(o: OverviewOptions) {
       criticality: 'critical',
       timeoutMs: Math.round(o.budgetMs * 0.5),
       load: ({ userId }, ctx) =>
-        users.getJson<UserProfile>(`/users/${userId}`, {
-          deadline: ctx.deadline,
-          signal: ctx.signal,
-        }),
+        // The part's deadline carries its cancellation too (it aborts when the run is decided),
+        // so no `signal`: reading ctx.signal would create an AbortController per request.
+        users.getJson<UserProfile>(`/users/${userId}`, { deadline: ctx.deadline }),
     })
     .part('orders', {
       criticality: 'optional',
@@ -142,7 +141,6 @@ export function overviewComposition(o: OverviewOptions) {
           await recommendations.getJson<RecommendationList>(`/users/${userId}/recommendations`, {
             query: { limit: o.recommendations },
             deadline: ctx.deadline,
-            signal: ctx.signal,
           })
         ).items,
       fallbacks: [

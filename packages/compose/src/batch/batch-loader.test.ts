@@ -273,11 +273,41 @@ describe('batchLoader: deadlines and cancellation', () => {
     const keys = Array.from({ length: 50 }, (_, i) => i);
     const pending = loader.loadMany(keys, { signal: caller.signal, deadline });
     expect(getEventListeners(caller.signal, 'abort')).toHaveLength(1);
-    expect(getEventListeners(deadline.signal, 'abort')).toHaveLength(1);
+    // Deadlines are watched through their own listener list: no AbortSignal listener at all.
+    expect(getEventListeners(deadline.signal, 'abort')).toHaveLength(0);
     gate.resolve(keys.map(k => `v${k}`));
     expect(await pending).toEqual(keys.map(k => `v${k}`));
     expect(getEventListeners(caller.signal, 'abort')).toHaveLength(0);
     expect(getEventListeners(deadline.signal, 'abort')).toHaveLength(0);
+  });
+
+  it('a deadline passing fails every key of a loadMany that waited under it', async () => {
+    const clock = new TestClock();
+    const loader = batchLoader<number, string>({
+      name: 'users',
+      clock,
+      minBudgetMs: 0,
+      load: () => new Promise(() => {}),
+    });
+    const keys = Array.from({ length: 30 }, (_, i) => i);
+    const pending = loader.loadMany(keys, { deadline: Deadline.after(50, { clock }) });
+    await flushMicrotasks();
+    await clock.advance(50);
+    const results = await pending;
+    expect(results).toHaveLength(30);
+    expect(results.every(isDeadlineExceededError)).toBe(true);
+  });
+
+  it('loadMany mixes remembered values, fresh loads and per-key errors in key order', async () => {
+    const { batches, load } = recording([3]);
+    const loader = batchLoader({ name: 'users', load });
+    await loader.load(1);
+    const results = await loader.loadMany([1, 2, 3, 2]);
+    expect(results.slice(0, 2)).toEqual(['v1', 'v2']);
+    expect(isBatchKeyMissingError(results[2])).toBe(true);
+    expect(results[3]).toBe('v2');
+    expect(batches).toEqual([[1], [2, 3]]);
+    expect(await loader.loadMany([])).toEqual([]);
   });
 
   it('one abort rejects every caller that shared the signal', async () => {
