@@ -4,7 +4,8 @@
  * prints Markdown tables with PASS/FAIL against the targets, and writes the figures as JSON.
  *
  *   node src/run.mjs [--runs 5] [--quick] [--scenario success,failure,memory,http-client,http-server,
- *                    gateway,gateway-hang,gateway-batch] [--variant a,b]
+ *                    gateway,gateway-hang,gateway-batch,queue-pg,queue-latency,queue-redis]
+ *                    [--variant a,b]
  *
  * `--quick` is a smoke run: 1 run (unless --runs is given), 10x fewer calls, and the JSON goes to
  * results/quick-latest.json instead of a dated file and latest.json.
@@ -28,9 +29,19 @@ const SCENARIOS = [
   'gateway',
   'gateway-hang',
   'gateway-batch',
+  'queue-pg',
+  'queue-latency',
+  'queue-redis',
 ];
 const HTTP_SCENARIOS = ['http-client', 'http-server'];
 const GATEWAY_SCENARIOS = ['gateway', 'gateway-hang', 'gateway-batch'];
+const QUEUE_SCENARIOS = ['queue-pg', 'queue-latency', 'queue-redis'];
+/** Queues on PGlite/PostgreSQL: bulwark's messages/s at least this multiple of pg-boss's. */
+const QUEUE_PG_FACTOR = 2;
+/** Queues on Redis: bulwark's processed messages/s at least this multiple of BullMQ's. */
+const QUEUE_REDIS_FACTOR = 1;
+/** Enqueue-to-handler latency in process: p50 at most this, ms. */
+const QUEUE_LATENCY_P50_MS = 10;
 /** Gateway fan-out target: the gateway's requests/s at least this share of the naive handler's. */
 const GATEWAY_RPS_SHARE = 0.9;
 /** With recommendations hanging: at least this share of the healthy gateway's requests/s. */
@@ -125,6 +136,9 @@ const summaries = {
       title: '8. Overview of an order with 20 lines: batched product look-up vs one call per line',
       baseline: 'naive-per-line',
     }),
+  'queue-pg': summariseQueuePg,
+  'queue-latency': summariseQueueLatency,
+  'queue-redis': summariseQueueRedis,
 };
 const output = [];
 const targets = [];
@@ -155,10 +169,11 @@ if (args.quick) {
   log(`wrote results/quick-latest.json (${elapsedS} s)`);
 } else {
   const stamp = report.date.replace(/:/g, '').replace(/\.\d+Z$/, 'Z');
-  // An HTTP-only or gateway-only run must not replace latest.json of a full run.
+  // An HTTP-only, gateway-only or queue-only run must not replace latest.json of a full run.
   const httpOnly = scenarios.every(s => HTTP_SCENARIOS.includes(s));
   const gatewayOnly = scenarios.every(s => GATEWAY_SCENARIOS.includes(s));
-  const prefix = httpOnly ? 'http' : gatewayOnly ? 'gateway' : 'core';
+  const queueOnly = scenarios.every(s => QUEUE_SCENARIOS.includes(s));
+  const prefix = httpOnly ? 'http' : gatewayOnly ? 'gateway' : queueOnly ? 'queue' : 'core';
   const file = `${prefix}-${stamp}.json`;
   const latest = prefix === 'core' ? 'latest.json' : `${prefix}-latest.json`;
   writeFileSync(join(resultsDir, file), json);
@@ -229,6 +244,14 @@ function brief(result) {
   if (result.bytesPerInstance !== undefined) return `${fmt(result.bytesPerInstance)} B/instance`;
   if (result.rps !== undefined) {
     return `${fmt(result.rps)} req/s, p99 ${(result.p99Us / 1000).toFixed(2)} ms`;
+  }
+  if (result.ops !== undefined) {
+    return Object.entries(result.ops)
+      .map(([op, perS]) => `${op} ${fmt(perS)}/s`)
+      .join(', ');
+  }
+  if (result.p50Us !== undefined) {
+    return `p50 ${(result.p50Us / 1000).toFixed(2)} ms, p99 ${(result.p99Us / 1000).toFixed(2)} ms`;
   }
   return JSON.stringify(result);
 }
@@ -705,6 +728,154 @@ function summariseGateway(variants, { scenario, title, baseline }) {
   return { table, checks };
 }
 
+/** Queue throughput: per operation, the median messages/s over runs of each variant. */
+function queueMedians(variants) {
+  for (const v of Object.values(variants)) {
+    if (!ok(v)) continue;
+    const ops = Object.keys(v.runs[0].ops);
+    v.median = Object.fromEntries(ops.map(op => [op, median(v.runs.map(r => r.ops[op]))]));
+    v.range = Object.fromEntries(
+      ops.map(op => {
+        const all = v.runs.map(r => r.ops[op]);
+        return [op, [Math.min(...all), Math.max(...all)]];
+      }),
+    );
+  }
+}
+
+/** A throughput table: one row per variant, one "median (range)" column per operation. */
+function queueTable(title, variants, ops) {
+  const rows = Object.entries(variants).map(([name, v]) => {
+    if (!ok(v)) return [name, v.label, unavailable(v), ...ops.slice(1).map(() => '')];
+    return [
+      name,
+      v.label,
+      ...ops.map(op =>
+        v.runs.length > 1
+          ? `${fmt(v.median[op])} (${fmt(v.range[op][0])}–${fmt(v.range[op][1])})`
+          : fmt(v.median[op]),
+      ),
+    ];
+  });
+  return markdown(title, ['variant', 'configuration', ...ops.map(op => `${op} msg/s`)], rows);
+}
+
+function queueRatioCheck(scenario, op, subjectName, baseName, subject, base, factor) {
+  const name = `${subjectName} ${op} msg/s ≥ ${factor} × ${baseName}`;
+  if (!ok(subject) || !ok(base)) {
+    return { scenario, name, result: 'n/a', why: unavailable(ok(base) ? subject : base) };
+  }
+  const value = subject.median[op] / base.median[op];
+  return {
+    scenario,
+    name,
+    measured: `${fmt(subject.median[op])} / ${fmt(base.median[op])} = ${value.toFixed(2)}×`,
+    limit: `≥ ${factor}×`,
+    value,
+    result: value >= factor ? 'PASS' : 'FAIL',
+  };
+}
+
+function summariseQueuePg(variants) {
+  queueMedians(variants);
+  const ops = ['bulk', 'single', 'process', 'fetch-complete'];
+  const shape = Object.values(variants).find(ok)?.runs[0] ?? {};
+  const table = queueTable(
+    `9. Queues on PGlite and PostgreSQL: bulwark vs pg-boss 12 (bulk ${fmt(shape.messages)} in ` +
+      `batches of ${fmt(shape.bulkBatch)}; single ${fmt(shape.single)} sequential; process and ` +
+      `fetch-complete ${fmt(shape.messages)} at concurrency / fetch ${fmt(shape.concurrency)}; ` +
+      'medians over runs)',
+    variants,
+    ops,
+  );
+  const checks = [];
+  for (const engine of ['pglite', 'postgres']) {
+    const subjectName = `bulwark-${engine}`;
+    const baseName = `pgboss-${engine}`;
+    for (const op of ops) {
+      checks.push(
+        queueRatioCheck(
+          'queue-pg',
+          op,
+          subjectName,
+          baseName,
+          variants[subjectName],
+          variants[baseName],
+          QUEUE_PG_FACTOR,
+        ),
+      );
+    }
+  }
+  return { table, checks };
+}
+
+function summariseQueueRedis(variants) {
+  queueMedians(variants);
+  const shape = Object.values(variants).find(ok)?.runs[0] ?? {};
+  const table = queueTable(
+    `11. Queues on Redis: bulwark vs BullMQ 6 (${fmt(shape.messages)} messages, enqueued in ` +
+      `batches of ${fmt(shape.bulkBatch)}, processed at concurrency ${fmt(shape.concurrency)}; ` +
+      'medians over runs)',
+    variants,
+    ['enqueue', 'process'],
+  );
+  const checks = [
+    queueRatioCheck(
+      'queue-redis',
+      'process',
+      'bulwark',
+      'bullmq',
+      variants.bulwark,
+      variants.bullmq,
+      QUEUE_REDIS_FACTOR,
+    ),
+  ];
+  return { table, checks };
+}
+
+function summariseQueueLatency(variants) {
+  const figures = ['p50Us', 'p99Us', 'meanUs', 'maxUs'];
+  for (const v of Object.values(variants)) {
+    if (!ok(v)) continue;
+    v.median = Object.fromEntries(figures.map(f => [f, median(v.runs.map(r => r[f]))]));
+  }
+  const ms = us => (us / 1000).toFixed(2);
+  const rows = Object.entries(variants).map(([name, v]) =>
+    ok(v)
+      ? [
+          name,
+          v.label,
+          ms(v.median.p50Us),
+          ms(v.median.p99Us),
+          ms(v.median.meanUs),
+          ms(v.median.maxUs),
+        ]
+      : [name, v.label, unavailable(v), '', '', ''],
+  );
+  const shape = Object.values(variants).find(ok)?.runs[0] ?? {};
+  const table = markdown(
+    `10. Enqueue-to-handler latency in one process, one message at a time (${fmt(shape.warmup)} ` +
+      `warm-up + ${fmt(shape.messages)} timed messages; medians over runs)`,
+    ['variant', 'configuration', 'p50 ms', 'p99 ms', 'mean ms', 'max ms'],
+    rows,
+  );
+  const checks = Object.entries(variants).map(([name, v]) => {
+    const target = `${name} p50 ≤ ${QUEUE_LATENCY_P50_MS} ms`;
+    if (!ok(v))
+      return { scenario: 'queue-latency', name: target, result: 'n/a', why: unavailable(v) };
+    const p50Ms = v.median.p50Us / 1000;
+    return {
+      scenario: 'queue-latency',
+      name: target,
+      measured: `${p50Ms.toFixed(2)} ms (p99 ${ms(v.median.p99Us)} ms)`,
+      limit: `≤ ${QUEUE_LATENCY_P50_MS} ms`,
+      value: p50Ms,
+      result: p50Ms <= QUEUE_LATENCY_P50_MS ? 'PASS' : 'FAIL',
+    };
+  });
+  return { table, checks };
+}
+
 function targetTable(checks) {
   return markdown(
     'Targets',
@@ -732,6 +903,12 @@ function describeEnvironment() {
       '@bulwark/shop': packageVersion('@bulwark/shop'),
       undici: packageVersion('undici'),
       fastify: packageVersion('fastify'),
+      '@bulwark/messaging': packageVersion('@bulwark/messaging'),
+      '@bulwark/postgres': packageVersion('@bulwark/postgres'),
+      '@bulwark/redis': packageVersion('@bulwark/redis'),
+      '@electric-sql/pglite': packageVersion('@electric-sql/pglite'),
+      'pg-boss': packageVersion('pg-boss'),
+      bullmq: packageVersion('bullmq'),
     },
     git: git(),
   };
