@@ -200,6 +200,12 @@ export interface QueueBackend {
    * token is stale (the lease expired and was recovered, or another consumer holds it).
    */
   settle(lease: Lease, settlement: Settlement, now: number): Promise<boolean>;
+  /**
+   * Optional: acks several leases in one round trip, each only if its lease is still current.
+   * Returns the ids that were acked. Consumers batch the acks of handlers that finish together
+   * through it; without it they call `settle` once per message.
+   */
+  ackMany?(leases: readonly Lease[], now: number): Promise<readonly string[]>;
   /** Applies `decide` to leases that expired before `now`. Returns how many were recovered. */
   recoverExpiredLeases(request: RecoverRequest): Promise<number>;
   stats(queue: string, now: number): Promise<QueueStats>;

@@ -8,6 +8,7 @@
  * soon as a slot frees, when the backend signals new messages (`subscribe`), when a scheduled
  * message falls due, or after `pollIntervalMs` at the latest.
  */
+import { AckBatcher } from './ack-batcher.js';
 import {
   Emitter,
   exponentialBackoff,
@@ -210,6 +211,8 @@ class QueueConsumer implements Consumer {
   private subscription: Disposable | undefined;
   private lastRecoveryAt = -Infinity;
   private busy = 0;
+  /** Batches acks when the backend can apply several in one call. */
+  private readonly acks: AckBatcher | undefined;
   private readonly idleWaiters: (() => void)[] = [];
   private readonly runs = new Set<Promise<void>>();
 
@@ -219,6 +222,13 @@ class QueueConsumer implements Consumer {
     rejectUnknownKeys(where, options, KNOWN);
     checkBackend(where, options.backend);
     this.backend = options.backend;
+    const backend = options.backend;
+    this.acks =
+      typeof backend.ackMany === 'function'
+        ? new AckBatcher((leases, now) =>
+            (backend.ackMany as NonNullable<QueueBackend['ackMany']>).call(backend, leases, now),
+          )
+        : undefined;
     this.queue = requireText(where, 'queue', options.queue);
     if (typeof options.handler !== 'function') {
       throw new InvalidOptionsError(
@@ -508,7 +518,11 @@ class QueueConsumer implements Consumer {
     const settlement = this.settlementFor(message, outcome, thrown);
     this.busy++;
     try {
-      const ok = await this.backend.settle(entry.delivery.lease, settlement, this.clock.wallNow());
+      const now = this.clock.wallNow();
+      const ok =
+        settlement.kind === 'ack' && this.acks !== undefined
+          ? await this.acks.ack(entry.delivery.lease, now)
+          : await this.backend.settle(entry.delivery.lease, settlement, now);
       if (ok) this.emitSettled(message, settlement);
       else this.emit({ type: 'lease.lost', message });
     } catch (error) {

@@ -119,6 +119,17 @@ export class MemoryQueueBackend implements QueueBackend {
     return Promise.resolve(true);
   }
 
+  ackMany(leases: readonly Lease[], now: number): Promise<readonly string[]> {
+    const acked: string[] = [];
+    for (const lease of leases) {
+      const row = this.current(lease);
+      if (row === undefined) continue;
+      this.apply(row, { kind: 'ack' }, now, row.leasedAt);
+      acked.push(lease.id);
+    }
+    return Promise.resolve(acked);
+  }
+
   recoverExpiredLeases(request: RecoverRequest): Promise<number> {
     const expired: Row[] = [];
     for (const row of this.rows.values()) {

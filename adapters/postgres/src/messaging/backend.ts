@@ -167,6 +167,16 @@ export class PostgresQueueBackend implements QueueBackend {
     return rows.map(r => r.id);
   }
 
+  /** Acks in one statement (the consumer batches the acks of handlers that finish together). */
+  async ackMany(leases: readonly Lease[]): Promise<readonly string[]> {
+    if (leases.length === 0) return [];
+    const { rows } = await this.db.query<{ id: string }>(this.sql.ackMany, [
+      leases.map(l => l.id),
+      leases.map(l => l.token),
+    ]);
+    return rows.map(r => r.id);
+  }
+
   settle(lease: Lease, settlement: Settlement, now: number): Promise<boolean> {
     return this.apply(this.db, lease, settlement, now, now);
   }

@@ -7,6 +7,7 @@ export interface QueueSql {
   nextAvailable: string;
   extend: string;
   ack: string;
+  ackMany: string;
   defer: string;
   retry: string;
   dead: string;
@@ -59,6 +60,10 @@ export function queueSql(s: string): QueueSql {
       where m.id = l.id and m.lease_token = l.token and m.state = 'leased'
       returning m.id`,
     ack: `delete from ${s}.messages where ${owned}`,
+    ackMany: `delete from ${s}.messages m
+      using unnest($1::text[], $2::text[]) as l(id, token)
+      where m.id = l.id and m.lease_token = l.token and m.state = 'leased'
+      returning m.id`,
     defer: `update ${s}.messages
       set state = 'ready', attempts = attempts - 1, lease_token = null,
           available_at = $3::float8 + $4::float8
