@@ -4,3 +4,8 @@ export {
   type RedisCacheStore,
   type RedisCacheStoreOptions,
 } from './redis-cache-store.js';
+export {
+  redisQueueBackend,
+  RedisQueueBackend,
+  type RedisQueueBackendOptions,
+} from './messaging/index.js';
