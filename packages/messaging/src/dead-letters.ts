@@ -248,8 +248,11 @@ export function deadLetters(options: DeadLetterOpsOptions): DeadLetterOps {
             after = { deadAt: letter.deadAt, id: letter.id };
             if (ids.length >= limit) break outer;
             if (replayOptions.signal?.aborted === true) break outer;
-            if (spacingMs > 0 && ids.length > 0)
+            if (spacingMs > 0 && ids.length > 0) {
               await sleep(clock, spacingMs, replayOptions.signal);
+              // An abort ends the wait early: it must also stop the replay it was waiting for.
+              if (isAborted(replayOptions.signal)) break outer;
+            }
             const payload = hasPayload
               ? replayOptions.payload
               : replayOptions.edit !== undefined
@@ -374,6 +377,11 @@ function checkFilter(where: string, filter: unknown): asserts filter is DeadLett
   if (f.ids !== undefined && (!Array.isArray(f.ids) || f.ids.some(id => typeof id !== 'string'))) {
     throw new InvalidOptionsError(`${where}: filter.ids must be an array of strings`);
   }
+}
+
+/** A function, not an inline check, so TypeScript does not keep `aborted` narrowed across an await. */
+function isAborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
 }
 
 function sleep(clock: Clock, ms: number, signal: AbortSignal | undefined): Promise<void> {
