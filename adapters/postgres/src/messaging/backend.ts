@@ -168,7 +168,8 @@ export class PostgresQueueBackend implements QueueBackend {
   }
 
   /** Acks in one statement (the consumer batches the acks of handlers that finish together). */
-  async ackMany(leases: readonly Lease[]): Promise<readonly string[]> {
+  // `now` is part of the port; an ack deletes the row, so the time it happened is not kept.
+  async ackMany(leases: readonly Lease[], _now?: number): Promise<readonly string[]> {
     if (leases.length === 0) return [];
     const { rows } = await this.db.query<{ id: string }>(this.sql.ackMany, [
       leases.map(l => l.id),
