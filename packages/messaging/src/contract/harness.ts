@@ -2,15 +2,39 @@
  * Drives consumers on a TestClock for the contract suite: advance virtual time one timer at a
  * time and let every consumer finish its backend calls in between, so a backend with real I/O
  * (PGlite, PostgreSQL) sees the same sequence of `now` values as the in-memory one.
+ *
+ * `timing: 'broker'` is for backends whose broker owns the timers (RabbitMQ TTLs, NATS
+ * redelivery): the harness then runs on real time, `run(ms)` really waits, and `run(ms, until)`
+ * returns as soon as `until` holds (or after `ms + toleranceMs`).
  */
 import { TestClock } from '@bulwark/testing';
+import { RealTimeClock, realSleep } from './real-time-clock.js';
 import { consume, type Consumer, type ConsumerOptions } from '../consumer.js';
 import type { QueueBackend } from '../backend.js';
 import { createProducer, type Producer } from '../producer.js';
 import { deadLetters, type DeadLetterOps } from '../dead-letters.js';
 
+/** Who owns time in a contract run: a TestClock the harness moves, or the broker (real time). */
+export type ContractTiming = 'virtual' | 'broker';
+
+export interface ContractHarnessOptions {
+  /** Default 'virtual'. */
+  readonly timing?: ContractTiming;
+  /**
+   * Broker timing only: how much later than expected a timed event may happen, ms (poll
+   * intervals, broker timer resolution, round trips). Default 500.
+   */
+  readonly toleranceMs?: number;
+}
+
+/** How often a broker-timed `run` looks at its `until` condition, ms. */
+const BROKER_CHECK_EVERY_MS = 5;
+
 export class ContractHarness {
-  readonly clock = new TestClock();
+  /** A TestClock on virtual timing; on broker timing a subclass that reads and waits real time. */
+  readonly clock: TestClock;
+  readonly timing: ContractTiming;
+  readonly toleranceMs: number;
   readonly producer: Producer;
   readonly dlq: DeadLetterOps;
   private readonly consumers: Consumer[] = [];
@@ -19,10 +43,25 @@ export class ContractHarness {
   readonly t0: number;
 
   readonly backend: QueueBackend;
+  /** Broker timing: how far (ms since `t0`) the runs so far have taken the script. */
+  private position = 0;
   /** Backend calls in flight, from consumers, producers and DLQ operations alike. */
   private inFlight = 0;
 
-  constructor(backend: QueueBackend) {
+  constructor(backend: QueueBackend, options: ContractHarnessOptions = {}) {
+    this.timing = options.timing ?? 'virtual';
+    if (this.timing !== 'virtual' && this.timing !== 'broker') {
+      throw new TypeError(
+        `ContractHarness: timing must be 'virtual' or 'broker', got ${String(this.timing)}`,
+      );
+    }
+    this.toleranceMs = options.toleranceMs ?? 500;
+    if (!(this.toleranceMs >= 0)) {
+      throw new TypeError(
+        `ContractHarness: toleranceMs must be a number >= 0 (ms), got ${String(this.toleranceMs)}`,
+      );
+    }
+    this.clock = this.timing === 'broker' ? new RealTimeClock() : new TestClock();
     this.backend = this.counted(backend);
     this.producer = createProducer({ backend: this.backend, clock: this.clock });
     this.dlq = deadLetters({ backend: this.backend, clock: this.clock });
@@ -77,8 +116,19 @@ export class ContractHarness {
     });
   }
 
-  /** Moves virtual time forward `ms`, one due timer at a time, idling consumers in between. */
-  async run(ms: number): Promise<void> {
+  /**
+   * Moves virtual time forward `ms`, one due timer at a time, idling consumers in between.
+   *
+   * On broker timing it waits real time instead: without `until`, until `ms` after where the
+   * previous run ended; with `until`, until it holds (checked every few ms, between idles) or
+   * `ms + toleranceMs` has passed, whichever comes first. `until` is ignored on virtual timing,
+   * where `ms` is always run in full.
+   */
+  async run(ms: number, until?: () => boolean): Promise<void> {
+    if (this.timing === 'broker') {
+      await this.runReal(until === undefined ? ms : ms + this.toleranceMs, until);
+      return;
+    }
     const target = this.clock.now() + ms;
     for (let i = 0; i < 100_000; i++) {
       await this.idle();
@@ -88,6 +138,31 @@ export class ContractHarness {
     }
     await this.clock.advanceTo(target);
     await this.idle();
+  }
+
+  /**
+   * Broker timing: a wait without `until` ends `ms` after where the previous `run` ended (ms since
+   * `t0`, as on virtual time, so time spent in sends and declarations between runs counts), or at
+   * once if that has passed. A wait with `until` also gets `ms` from now, plus `toleranceMs`.
+   */
+  private async runReal(ms: number, until: (() => boolean) | undefined): Promise<void> {
+    const target = this.position + ms;
+    const end =
+      until === undefined ? target : Math.max(target, this.elapsed() + ms) + this.toleranceMs;
+    let held = false;
+    for (;;) {
+      await this.idle();
+      if (until?.() === true) {
+        held = true;
+        break;
+      }
+      const left = end - this.elapsed();
+      if (left <= 0) break;
+      await realSleep(Math.min(left, BROKER_CHECK_EVERY_MS));
+    }
+    await this.idle();
+    // Where virtual time would be now: at the event when `until` ended the wait early.
+    this.position = held ? Math.max(this.position, Math.min(this.elapsed(), target)) : target;
   }
 
   async stopAll(): Promise<void> {

@@ -7,18 +7,42 @@
  * The factory runs before each test. Tests use their own queue names, so a factory may return the
  * same backend every time; tests that look at all dead letters filter by their queue.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it as vitestIt } from 'vitest';
 import { BulwarkError, constantBackoff, exponentialBackoff, type Backoff } from '@bulwark/core';
 import type { DeadLetter, QueueBackend } from '../backend.js';
 import { REPLAYED_FROM_HEADER, type Message } from '../message.js';
 import { defer, fail, retry, type Outcome } from '../outcome.js';
-import { ContractHarness } from './harness.js';
+import { ContractHarness, type ContractTiming } from './harness.js';
 
 export interface QueueBackendUnderTest {
   readonly backend: QueueBackend;
   /** Called after each test (close what the factory opened for this test, if anything). */
   close?(): Promise<void>;
+  /**
+   * Who owns time. 'virtual' (default): the backend honours every `now` it is given, and the suite
+   * runs on a TestClock with exact timing assertions. 'broker': the broker keeps its own timers
+   * (TTLs, redelivery), so the suite runs on real time and each timed event is asserted no earlier
+   * than expected (less {@link BROKER_EARLY_SLACK_MS}) and at most `toleranceMs` later than
+   * expected after the event before it.
+   */
+  readonly timing?: ContractTiming;
+  /** Broker timing only: allowed lateness of a timed event, ms. Default 500. */
+  readonly toleranceMs?: number;
 }
+
+/**
+ * Broker timing: how much earlier than expected an event may be measured, ms. Node's timers and
+ * the broker's each round to whole milliseconds against `Date.now()`.
+ */
+export const BROKER_EARLY_SLACK_MS = 2;
+
+/**
+ * Per-test limit. Virtual runs take milliseconds; broker runs really wait for their delays (a few
+ * seconds at most per test).
+ */
+const TEST_TIMEOUT_MS = 30_000;
+
+const it = (name: string, fn: () => Promise<void>): void => vitestIt(name, fn, TEST_TIMEOUT_MS);
 
 export type QueueBackendFactory = () => QueueBackendUnderTest | Promise<QueueBackendUnderTest>;
 
@@ -33,7 +57,10 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
 
     beforeEach(async () => {
       subject = await factory();
-      h = new ContractHarness(subject.backend);
+      h = new ContractHarness(subject.backend, {
+        ...(subject.timing === undefined ? {} : { timing: subject.timing }),
+        ...(subject.toleranceMs === undefined ? {} : { toleranceMs: subject.toleranceMs }),
+      });
       queue = `contract-${process.pid}-${Date.now().toString(36)}-${++queueCounter}`;
     });
 
@@ -41,6 +68,56 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
       await h.stopAll();
       await subject.close?.();
     });
+
+    /**
+     * Asserts when things happened, in ms since `h.t0` (or since `start`). Virtual timing: exactly
+     * `expected`. Broker timing: each time is no earlier than expected and at most `toleranceMs`
+     * later than expected after the time before it (so one late step does not fail the next).
+     * `from: 'previous'` also checks each gap is no shorter than expected: a retry's delay counts
+     * from the delivery before it. Use `'start'` when events are scheduled from a fixed start (a
+     * rate-limited replay).
+     */
+    function expectTimes(
+      actual: readonly number[],
+      expected: readonly number[],
+      from: 'previous' | 'start' = 'previous',
+    ): void {
+      if (h.timing === 'virtual') {
+        expect(actual).toEqual(expected);
+        return;
+      }
+      expect(actual).toHaveLength(expected.length);
+      const wrong: string[] = [];
+      for (let i = 0; i < expected.length; i++) {
+        const a = actual[i]!;
+        const e = expected[i]!;
+        const gap = a - (i === 0 ? 0 : actual[i - 1]!);
+        const expectedGap = e - (i === 0 ? 0 : expected[i - 1]!);
+        const early = from === 'previous' ? gap < expectedGap - BROKER_EARLY_SLACK_MS : false;
+        if (early || a < e - BROKER_EARLY_SLACK_MS || gap > expectedGap + h.toleranceMs) {
+          wrong.push(`#${i}: at ${a} ms (gap ${gap}), expected ${e} ms (gap ${expectedGap})`);
+        }
+      }
+      expect(wrong, `times ${JSON.stringify(actual)} vs ${JSON.stringify(expected)}`).toEqual([]);
+    }
+
+    /**
+     * Nothing happened before `ms` (since `h.t0`). Virtual timing: nothing at all yet. Broker
+     * timing: a real wait overshoots by however long the process was busy, so an event seen
+     * since then is fine if it came no earlier than `ms`.
+     */
+    function expectNoneBefore(times: readonly number[], ms: number): void {
+      if (h.timing === 'virtual') expect(times).toEqual([]);
+      else expect(times.filter(t => t < ms - BROKER_EARLY_SLACK_MS)).toEqual([]);
+    }
+
+    /** One time (ms since `h.t0`): exact on virtual timing, within the tolerance on broker timing. */
+    function expectTime(actual: number, expected: number): void {
+      expectTimes([actual], [expected]);
+    }
+
+    /** Virtual timing: `t`; broker timing: any number (checked with `expectTime` instead). */
+    const timeMatcher = (t: number): unknown => (h.timing === 'virtual' ? t : expect.any(Number));
 
     const noJitter = (baseMs: number): Backoff =>
       exponentialBackoff({ baseMs, maxMs: 60_000, jitter: 'none' });
@@ -77,12 +154,16 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
       for (let i = 0; i < n; i++) {
         ids.push(await h.producer.send({ queue: q, type: 'test.dead', payload: payload(i) }));
       }
+      let handled = 0;
       const c = h.consume({
         queue: q,
         maxAttempts: 1,
-        handler: m => fail({ code, message: `poison ${JSON.stringify(m.payload)}` }),
+        handler: m => {
+          handled++;
+          return fail({ code, message: `poison ${JSON.stringify(m.payload)}` });
+        },
       });
-      await h.run(50);
+      await h.run(50, () => handled === n);
       await c.stop();
       return ids;
     }
@@ -98,7 +179,7 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
         });
         const got: Message[] = [];
         h.consume({ queue, maxAttempts: 3, handler: m => void got.push(m) });
-        await h.run(10);
+        await h.run(10, () => got.length === 1);
         expect(got).toHaveLength(1);
         const m = got[0]!;
         expect(m).toMatchObject({
@@ -109,8 +190,9 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
           headers: { 'x-trace': 'abc' },
           idempotencyKey: 'order-7',
           attempt: 1,
-          firstSeenAt: h.t0,
+          firstSeenAt: timeMatcher(h.t0),
         });
+        expectTime(m.firstSeenAt - h.t0, 0);
         await h.run(1_000);
         expect(got).toHaveLength(1);
         expect(await h.backend.stats(queue, h.clock.wallNow())).toEqual({
@@ -127,7 +209,7 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
         );
         const { seen, handler } = recorder(() => undefined);
         h.consume({ queue, maxAttempts: 1, handler });
-        await h.run(10);
+        await h.run(10, () => seen.length === 5);
         expect(seen.map(s => s.id)).toEqual(ids);
       });
 
@@ -139,7 +221,7 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
         ]);
         const { seen, handler } = recorder(() => undefined);
         h.consume({ queue, maxAttempts: 1, handler });
-        await h.run(10);
+        await h.run(10, () => seen.length >= 2);
         expect(seen.map(s => s.payload)).toEqual(['first', 'other']);
       });
 
@@ -148,9 +230,15 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
         const { seen, handler } = recorder(() => undefined);
         h.consume({ queue, maxAttempts: 1, handler });
         await h.run(499);
-        expect(seen).toHaveLength(0);
-        await h.run(1);
-        expect(seen.map(s => s.at)).toEqual([500]);
+        expectNoneBefore(
+          seen.map(s => s.at),
+          500,
+        );
+        await h.run(1, () => seen.length === 1);
+        expectTimes(
+          seen.map(s => s.at),
+          [500],
+        );
       });
     });
 
@@ -161,21 +249,24 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
           throw new BulwarkError('UPSTREAM_DOWN', 'upstream is down', { retryable: true });
         });
         h.consume({ queue, maxAttempts: 4, backoff: noJitter(100), handler });
-        await h.run(5_000);
-        expect(seen.map(s => [s.attempt, s.at])).toEqual([
-          [1, 0],
-          [2, 100],
-          [3, 300],
-          [4, 700],
-        ]);
+        await h.run(5_000, () => seen.length === 4);
+        expect(seen.map(s => s.attempt)).toEqual([1, 2, 3, 4]);
+        expectTimes(
+          seen.map(s => s.at),
+          [0, 100, 300, 700],
+        );
         const dead = await deadOf(id);
         expect(dead.reason).toBe('max-attempts');
-        expect(dead.attempts.map(a => [a.attempt, a.code, a.endedAt - h.t0])).toEqual([
-          [1, 'UPSTREAM_DOWN', 0],
-          [2, 'UPSTREAM_DOWN', 100],
-          [3, 'UPSTREAM_DOWN', 300],
-          [4, 'UPSTREAM_DOWN', 700],
+        expect(dead.attempts.map(a => [a.attempt, a.code])).toEqual([
+          [1, 'UPSTREAM_DOWN'],
+          [2, 'UPSTREAM_DOWN'],
+          [3, 'UPSTREAM_DOWN'],
+          [4, 'UPSTREAM_DOWN'],
         ]);
+        expectTimes(
+          dead.attempts.map(a => a.endedAt - h.t0),
+          [0, 100, 300, 700],
+        );
         expect(dead.lastError).toEqual({ code: 'UPSTREAM_DOWN', message: 'upstream is down' });
       });
 
@@ -185,11 +276,12 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
           throw new TypeError('boom');
         });
         h.consume({ queue, maxAttempts: 2, backoff: constantBackoff({ delayMs: 50 }), handler });
-        await h.run(1_000);
-        expect(seen.map(s => [s.attempt, s.at])).toEqual([
-          [1, 0],
-          [2, 50],
-        ]);
+        await h.run(1_000, () => seen.length === 2);
+        expect(seen.map(s => s.attempt)).toEqual([1, 2]);
+        expectTimes(
+          seen.map(s => s.at),
+          [0, 50],
+        );
       });
 
       it('uses retry({ delayMs }) over the backoff and retryAfterMs as a floor', async () => {
@@ -205,22 +297,26 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
           return undefined;
         });
         h.consume({ queue, maxAttempts: 5, backoff: constantBackoff({ delayMs: 10 }), handler });
-        await h.run(5_000);
-        expect(seen.map(s => [s.attempt, s.at])).toEqual([
-          [1, 0],
-          [2, 250],
-          [3, 1_150],
-        ]);
+        await h.run(5_000, () => seen.length === 3);
+        expect(seen.map(s => s.attempt)).toEqual([1, 2, 3]);
+        expectTimes(
+          seen.map(s => s.at),
+          [0, 250, 1_150],
+        );
       });
 
       it('dead-letters a retry() on the last attempt', async () => {
         const id = await h.producer.send({ queue, type: 't', payload: 'x' });
+        let handled = 0;
         h.consume({
           queue,
           maxAttempts: 1,
-          handler: () => retry({ reason: 'again', code: 'AGAIN' }),
+          handler: () => {
+            handled++;
+            return retry({ reason: 'again', code: 'AGAIN' });
+          },
         });
-        await h.run(1_000);
+        await h.run(1_000, () => handled === 1);
         const dead = await deadOf(id);
         expect(dead.reason).toBe('max-attempts');
         expect(dead.lastError).toEqual({ code: 'AGAIN', message: 'again' });
@@ -232,7 +328,7 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
         const id = await h.producer.send({ queue, type: 't', payload: { to: 'bad@' } });
         const { seen, handler } = recorder(() => fail('550 mailbox unavailable'));
         h.consume({ queue, maxAttempts: 5, handler });
-        await h.run(5_000);
+        await h.run(5_000, () => seen.length === 1);
         expect(seen).toHaveLength(1);
         const dead = await deadOf(id);
         expect(dead).toMatchObject({
@@ -240,21 +336,24 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
           sourceQueue: queue,
           reason: 'failed',
           lastError: { code: 'FAILED', message: '550 mailbox unavailable' },
-          deadAt: h.t0,
+          deadAt: timeMatcher(h.t0),
         });
+        expectTime(dead.deadAt - h.t0, 0);
         expect(dead.message).toMatchObject({ id, payload: { to: 'bad@' }, attempt: 1 });
       });
 
       it('a non-retryable error goes straight to the dead letter queue with its code', async () => {
         const id = await h.producer.send({ queue, type: 't', payload: 1 });
+        let handled = 0;
         h.consume({
           queue,
           maxAttempts: 5,
           handler: () => {
+            handled++;
             throw new BulwarkError('BAD_ADDRESS', 'no such mailbox', { retryable: false });
           },
         });
-        await h.run(5_000);
+        await h.run(5_000, () => handled === 1);
         expect((await deadOf(id)).lastError).toEqual({
           code: 'BAD_ADDRESS',
           message: 'no such mailbox',
@@ -263,8 +362,9 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
 
       it('a handler that returns something else fails with INVALID_OUTCOME', async () => {
         const id = await h.producer.send({ queue, type: 't', payload: 1 });
-        h.consume({ queue, maxAttempts: 5, handler: (() => 42) as never });
-        await h.run(100);
+        let handled = 0;
+        h.consume({ queue, maxAttempts: 5, handler: (() => ++handled && 42) as never });
+        await h.run(100, () => handled === 1);
         expect((await deadOf(id)).lastError.code).toBe('INVALID_OUTCOME');
       });
     });
@@ -278,15 +378,12 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
           return n === 5 ? defer({ delayMs: 10 }) : undefined;
         });
         h.consume({ queue, maxAttempts: 2, backoff: constantBackoff({ delayMs: 100 }), handler });
-        await h.run(5_000);
-        expect(seen.map(s => [s.attempt, s.at])).toEqual([
-          [1, 0],
-          [1, 200],
-          [1, 400],
-          [1, 600],
-          [2, 700],
-          [2, 710],
-        ]);
+        await h.run(5_000, () => seen.length === 6);
+        expect(seen.map(s => s.attempt)).toEqual([1, 1, 1, 1, 2, 2]);
+        expectTimes(
+          seen.map(s => s.at),
+          [0, 200, 400, 600, 700, 710],
+        );
         await expect(h.dlq.show(id)).rejects.toMatchObject({ code: 'DEAD_LETTER_NOT_FOUND' });
       });
     });
@@ -305,16 +402,18 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
               signal.addEventListener('abort', () => reasons.push(signal.reason));
             }),
         });
-        await h.run(5_000);
+        await h.run(5_000, () => reasons.length === 2);
         expect(reasons).toHaveLength(2);
         expect(reasons[0]).toMatchObject({ code: 'TIMEOUT' });
         const dead = await deadOf(id);
-        expect(
-          dead.attempts.map(a => [a.attempt, a.code, a.startedAt - h.t0, a.endedAt - h.t0]),
-        ).toEqual([
-          [1, 'TIMEOUT', 0, 1_000],
-          [2, 'TIMEOUT', 1_100, 2_100],
+        expect(dead.attempts.map(a => [a.attempt, a.code])).toEqual([
+          [1, 'TIMEOUT'],
+          [2, 'TIMEOUT'],
         ]);
+        expectTimes(
+          dead.attempts.flatMap(a => [a.startedAt - h.t0, a.endedAt - h.t0]),
+          [0, 1_000, 1_100, 2_100],
+        );
       });
     });
 
@@ -338,10 +437,17 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
           handler,
         });
         await h.run(999);
-        expect(seen).toHaveLength(0);
-        await h.run(2_000);
+        expectNoneBefore(
+          seen.map(s => s.at),
+          1_300,
+        );
+        await h.run(2_000, () => seen.length === 1);
         // The lease ran out at 1000, found by the poll at 1000 (every 100 ms), then 300 ms backoff.
-        expect(seen.map(s => [s.id, s.attempt, s.at])).toEqual([[id, 2, 1_300]]);
+        expect(seen.map(s => [s.id, s.attempt])).toEqual([[id, 2]]);
+        expectTimes(
+          seen.map(s => s.at),
+          [1_300],
+        );
         // The dead consumer's late ack is refused (fencing token).
         const stale = crashed.deliveries[0]!.lease;
         expect(await h.backend.settle(stale, { kind: 'ack' }, h.clock.wallNow())).toBe(false);
@@ -351,18 +457,24 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
       it('dead-letters with LEASE_EXPIRED when the lease runs out on the last attempt', async () => {
         const id = await h.producer.send({ queue, type: 't', payload: 1 });
         await h.backend.fetch({ queue, limit: 1, leaseMs: 500, now: h.clock.wallNow() });
-        h.consume({ queue, maxAttempts: 1, leaseMs: 500, handler: () => undefined });
-        await h.run(1_000);
+        const c = h.consume({ queue, maxAttempts: 1, leaseMs: 500, handler: () => undefined });
+        let recovered = false;
+        c.onEvent(e => (recovered ||= e.type === 'lease.recovered'));
+        await h.run(1_000, () => recovered);
         const dead = await deadOf(id);
         expect(dead.reason).toBe('max-attempts');
         expect(dead.attempts).toEqual([
           expect.objectContaining({
             attempt: 1,
             code: 'LEASE_EXPIRED',
-            startedAt: h.t0,
-            endedAt: h.t0 + 500,
+            startedAt: timeMatcher(h.t0),
+            endedAt: timeMatcher(h.t0 + 500),
           }),
         ]);
+        expectTimes(
+          dead.attempts.flatMap(a => [a.startedAt - h.t0, a.endedAt - h.t0]),
+          [0, 500],
+        );
       });
 
       it('a stale lease token cannot settle after another consumer took the message', async () => {
@@ -390,8 +502,15 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
 
       it("heartbeats keep a long-running handler's lease, so no other consumer takes it", async () => {
         await h.producer.send({ queue, type: 't', payload: 1 });
+        let finished = false;
         const { seen, handler } = recorder(
-          () => new Promise<void>(resolve => h.clock.setTimer(resolve, 3_000)),
+          () =>
+            new Promise<void>(resolve =>
+              h.clock.setTimer(() => {
+                finished = true;
+                resolve();
+              }, 3_000),
+            ),
         );
         h.consume({
           queue,
@@ -403,7 +522,8 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
         });
         const other = recorder(() => undefined);
         h.consume({ queue, maxAttempts: 3, leaseMs: 1_000, handler: other.handler });
-        await h.run(5_000);
+        await h.run(5_000, () => finished);
+        expect(finished).toBe(true);
         expect(seen.map(s => s.attempt)).toEqual([1]);
         expect(other.seen).toEqual([]);
         expect((await h.backend.stats(queue, h.clock.wallNow())).leased).toBe(0);
@@ -435,7 +555,7 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
               });
             }),
         });
-        await h.run(10);
+        await h.run(10, () => c.running === 2 && c.held === 3);
         expect(c.running).toBe(2);
         expect(c.held).toBe(3);
         expect((await h.backend.stats(queue, h.clock.wallNow())).leased).toBe(3);
@@ -443,7 +563,7 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
           const next = release.shift();
           expect(next).toBeDefined();
           next!();
-          await h.run(1);
+          await h.run(1, () => release.length > 0 || done.length === 10);
           expect(c.running).toBeLessThanOrEqual(2);
           expect(c.held).toBeLessThanOrEqual(3);
         }
@@ -463,7 +583,7 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
           prefetch: 3,
           handler: () => new Promise<void>(resolve => (release = resolve)),
         });
-        await h.run(10);
+        await h.run(10, () => c.held === 3);
         expect(c.held).toBe(3);
         const stopped = c.stop();
         await h.idle();
@@ -471,7 +591,7 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
         await stopped;
         const { seen, handler } = recorder(() => undefined);
         h.consume({ queue, maxAttempts: 5, handler });
-        await h.run(10);
+        await h.run(10, () => seen.length === 2);
         expect(seen.map(s => [s.payload, s.attempt])).toEqual([
           [1, 1],
           [2, 1],
@@ -488,15 +608,17 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
           headers: { 'x-tenant': 't1' },
           idempotencyKey: 'mail-1',
         });
+        let handled = 0;
         h.consume({
           queue,
           maxAttempts: 3,
           backoff: constantBackoff({ delayMs: 1_000 }),
           handler: m => {
+            handled++;
             throw new BulwarkError(`E${m.attempt}`, `failure ${m.attempt}`, { retryable: true });
           },
         });
-        await h.run(10_000);
+        await h.run(10_000, () => handled === 3);
         const dead = await deadOf(id);
         expect(dead.message).toEqual({
           id,
@@ -506,27 +628,38 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
           headers: { 'x-tenant': 't1' },
           idempotencyKey: 'mail-1',
           attempt: 3,
-          firstSeenAt: h.t0,
+          firstSeenAt: timeMatcher(h.t0),
         });
+        expectTime(dead.message.firstSeenAt - h.t0, 0);
         expect(dead.sourceQueue).toBe(queue);
         expect(dead.attempts).toEqual([
-          { attempt: 1, code: 'E1', message: 'failure 1', startedAt: h.t0, endedAt: h.t0 },
+          {
+            attempt: 1,
+            code: 'E1',
+            message: 'failure 1',
+            startedAt: timeMatcher(h.t0),
+            endedAt: timeMatcher(h.t0),
+          },
           {
             attempt: 2,
             code: 'E2',
             message: 'failure 2',
-            startedAt: h.t0 + 1_000,
-            endedAt: h.t0 + 1_000,
+            startedAt: timeMatcher(h.t0 + 1_000),
+            endedAt: timeMatcher(h.t0 + 1_000),
           },
           {
             attempt: 3,
             code: 'E3',
             message: 'failure 3',
-            startedAt: h.t0 + 2_000,
-            endedAt: h.t0 + 2_000,
+            startedAt: timeMatcher(h.t0 + 2_000),
+            endedAt: timeMatcher(h.t0 + 2_000),
           },
         ]);
-        expect(dead.deadAt).toBe(h.t0 + 2_000);
+        expectTimes(
+          dead.attempts.flatMap(a => [a.startedAt - h.t0, a.endedAt - h.t0]),
+          [0, 0, 1_000, 1_000, 2_000, 2_000],
+        );
+        expectTime(dead.deadAt - h.t0, 2_000);
         expect((await h.backend.stats(queue, h.clock.wallNow())).dead).toBe(1);
       });
 
@@ -606,7 +739,7 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
         expect(remaining).toEqual([keyed]);
         const got: Message[] = [];
         h.consume({ queue, maxAttempts: 1, handler: m => void got.push(m) });
-        await h.run(10);
+        await h.run(10, () => got.length === 2);
         expect(got.map(m => m.id).sort()).toEqual([...result.messageIds].sort());
         for (const m of got) {
           const from = m.headers[REPLAYED_FROM_HEADER]!;
@@ -625,8 +758,16 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
           payload: { to: 'bad@' },
           idempotencyKey: 'k-1',
         });
-        const failing = h.consume({ queue, maxAttempts: 1, handler: () => fail('bad address') });
-        await h.run(10);
+        let handled = 0;
+        const failing = h.consume({
+          queue,
+          maxAttempts: 1,
+          handler: () => {
+            handled++;
+            return fail('bad address');
+          },
+        });
+        await h.run(10, () => handled === 1);
         await failing.stop();
         await expect(
           h.dlq.replay({ filter: { queue: 'no-such-queue' }, payload: {} }),
@@ -641,7 +782,7 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
         expect(result.ids).toEqual([id]);
         const got: Message[] = [];
         h.consume({ queue, maxAttempts: 1, handler: m => void got.push(m) });
-        await h.run(200);
+        await h.run(200, () => got.length === 1);
         expect(got).toHaveLength(1);
         expect(got[0]).toMatchObject({
           payload: { to: 'good@example.com' },
@@ -671,9 +812,13 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
         });
         const start = h.elapsed();
         const result = h.track(h.dlq.replay({ filter: { queue }, ratePerSecond: 5 }));
-        await h.run(1_000);
+        await h.run(1_000, () => times.length === 3);
         expect((await result).ids).toHaveLength(3);
-        expect(times.map(t => t - start)).toEqual([0, 200, 400]);
+        expectTimes(
+          times.map(t => t - start),
+          [0, 200, 400],
+          'start',
+        );
         expect([...replayed].sort()).toEqual([...ids].sort());
       });
 
@@ -688,7 +833,7 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
         expect(result.matched).toBe(3);
         const got: unknown[] = [];
         h.consume({ queue, maxAttempts: 1, handler: m => void got.push(m.payload) });
-        await h.run(10);
+        await h.run(10, () => got.length === 2);
         expect(got).toHaveLength(2);
         for (const p of got) expect(p).toMatchObject({ fixed: true });
         expect((await h.dlq.list({ queue })).items).toHaveLength(1);
@@ -697,8 +842,16 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
       it('a replayed message that fails again dead-letters again with a fresh history', async () => {
         const [id] = await makeDead(queue, 1, 'BAD_INPUT');
         const { messageIds } = await h.dlq.replay({ filter: { ids: [id!] } });
-        h.consume({ queue, maxAttempts: 1, handler: () => fail('still bad') });
-        await h.run(10);
+        let handled = 0;
+        h.consume({
+          queue,
+          maxAttempts: 1,
+          handler: () => {
+            handled++;
+            return fail('still bad');
+          },
+        });
+        await h.run(10, () => handled === 1);
         const again = await deadOf(messageIds[0]!);
         expect(again.attempts).toHaveLength(1);
         expect(again.message.headers[REPLAYED_FROM_HEADER]).toBe(id);
