@@ -1,1 +1,3 @@
-export {};
+export { rabbitmqQueueBackend, type RabbitmqQueueBackend } from './backend.js';
+export type { RabbitmqQueueBackendOptions } from './options.js';
+export { delayBucketMs } from './topology.js';
