@@ -8,6 +8,7 @@
  * soon as a slot frees, when the backend signals new messages (`subscribe`), when a scheduled
  * message falls due, or after `pollIntervalMs` at the latest.
  */
+import { runWithContext, type AmbientContext } from '@bulwark/core/ambient';
 import { AckBatcher } from './ack-batcher.js';
 import {
   Emitter,
@@ -160,6 +161,9 @@ interface Held {
   lost: boolean;
   started: boolean;
 }
+
+/** No deadline, no request: the context a consumer's own work runs in. */
+const DETACHED: AmbientContext = { deadline: undefined, requestId: undefined };
 
 const KNOWN = [
   'backend',
@@ -364,7 +368,9 @@ class QueueConsumer implements Consumer {
       this.fetchAgain = true;
       return;
     }
-    void this.pump();
+    // Wake-ups arrive in the enqueuer's async context (a request's, say); the fetch loop and the
+    // timers it arms must not keep that context (its deadline, its memory) alive.
+    runWithContext(DETACHED, () => void this.pump());
   }
 
   private async pump(): Promise<void> {
@@ -489,7 +495,14 @@ class QueueConsumer implements Consumer {
     let thrown: unknown;
     try {
       const result = await this.timeoutPolicy.execute(
-        context => this.handler(message, { signal: context.signal }),
+        // The handler's ambient deadline is its own timeout, never the context of whoever woke
+        // the consumer: an enqueue inside an HTTP request wakes local consumers synchronously,
+        // and a handler that inherited that request's deadline (read by @bulwark/http's client)
+        // would be cancelled when the response was sent.
+        context =>
+          runWithContext({ deadline: context.deadline, requestId: undefined }, () =>
+            this.handler(message, { signal: context.signal }),
+          ),
         { signal: entry.controller.signal },
       );
       if (result === undefined) outcome = ack();
