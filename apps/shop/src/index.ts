@@ -30,3 +30,32 @@ export {
 } from './services/recommendations/app.js';
 export type { ServiceOptions } from './services/common/service-app.js';
 export { DEFAULT_SEED_SIZES, type SeedSizes } from './services/common/seed-sizes.js';
+export {
+  createNotificationsService,
+  CONFIRMATION_INBOX,
+  NOTIFICATIONS_PORT,
+  type ConfirmationConsumerOptions,
+  type NotificationsApp,
+  type NotificationsHandle,
+  type NotificationsServiceOptions,
+} from './services/notifications/app.js';
+export {
+  FakeMailProvider,
+  FAULT_CODES,
+  type ActiveFault,
+  type FaultCode,
+  type FaultRule,
+  type MailProviderOptions,
+  type MailReply,
+  type OutgoingMail,
+  type SentMail,
+} from './services/notifications/mail-provider.js';
+export {
+  NOTIFICATIONS_QUEUE,
+  ORDER_PLACED,
+  orderEventsRelay,
+  type OrderEventsRelay,
+  type OrderEventsRelayOptions,
+  type OrderPlaced,
+} from './services/orders/events.js';
+export type { PlaceOrderInput, PlacedOrder } from './services/orders/place.js';

@@ -1,11 +1,23 @@
-/** The orders service: a user's order history, newest first, with keyset pagination. */
-import { InvalidOptionsError } from '@bulwark/core';
+/**
+ * The orders service: a user's order history, newest first, with keyset pagination; and placing
+ * an order (POST /orders), which records it with its `order.placed` event in one transaction.
+ */
+import { InvalidOptionsError, systemClock, type Clock } from '@bulwark/core';
+import { outbox } from '@bulwark/postgres';
 import type { FastifyInstance } from 'fastify';
 import { createServiceApp, type ServiceOptions } from '../common/service-app.js';
 import { invalidField } from '../common/problems.js';
 import { idSchema, limitSchema } from '../common/schemas.js';
 import { cursorCodec, DEV_CURSOR_SECRET } from './cursor.js';
-import { prepareOrders, type OrderStatus } from './data.js';
+import { MESSAGING_SCHEMA, prepareOrders, type OrderStatus } from './data.js';
+import { NOTIFICATIONS_QUEUE, type OrderEventsRelay } from './events.js';
+import {
+  idempotencyKeyOf,
+  MAX_LINES,
+  MAX_QUANTITY,
+  placeOrder,
+  type PlaceOrderInput,
+} from './place.js';
 
 export interface OrdersServiceOptions extends ServiceOptions {
   /**
@@ -18,6 +30,21 @@ export interface OrdersServiceOptions extends ServiceOptions {
   defaultLimit?: number;
   /** Largest `limit` accepted; more is a 400. Default 50. */
   maxLimit?: number;
+  /** Where `order.placed` events go. Default: queue `notifications`, no relay kick. */
+  events?: OrderEventsOptions;
+  /** Order times and outbox rows. Default: the system clock. */
+  clock?: Clock;
+}
+
+export interface OrderEventsOptions {
+  /** Queue of `order.placed`. Default `notifications`. */
+  queue?: string;
+  /**
+   * The relay that publishes the outbox (`orderEventsRelay`); kicked after each commit so the
+   * event leaves at once. The caller starts and stops it. Without one the events wait in the
+   * outbox for whichever relay runs.
+   */
+  relay?: OrderEventsRelay;
 }
 
 export interface OrderLine {
@@ -74,6 +101,38 @@ const pageSchema = {
   },
 } as const;
 
+const placeOrderBody = {
+  type: 'object',
+  required: ['userId', 'lines'],
+  additionalProperties: false,
+  properties: {
+    userId: idSchema,
+    lines: {
+      type: 'array',
+      minItems: 1,
+      maxItems: MAX_LINES,
+      items: {
+        type: 'object',
+        required: ['productId', 'quantity'],
+        additionalProperties: false,
+        properties: {
+          productId: idSchema,
+          quantity: { type: 'integer', minimum: 1, maximum: MAX_QUANTITY },
+        },
+      },
+    },
+  },
+} as const;
+
+const placedOrderSchema = {
+  type: 'object',
+  required: ['id', 'userId', 'placedAt', 'status', 'totalCents', 'lines'],
+  properties: {
+    ...pageSchema.properties.items.items.properties,
+    userId: { type: 'integer' },
+  },
+} as const;
+
 interface OrderRow {
   id: number;
   placed_at: Date;
@@ -110,7 +169,7 @@ function checkLimit(name: string, value: unknown, fallback: number): number {
 
 /** Migrates (and on first start seeds) the `orders` schema, then returns the app, not listening. */
 export async function createOrdersService(options: OrdersServiceOptions): Promise<FastifyInstance> {
-  const { cursorSecret, defaultLimit, maxLimit, ...rest } = options;
+  const { cursorSecret, defaultLimit, maxLimit, events, clock, ...rest } = options;
   const max = checkLimit('maxLimit', maxLimit, 50);
   const fallback = checkLimit('defaultLimit', defaultLimit, Math.min(10, max));
   if (fallback > max) {
@@ -124,10 +183,35 @@ export async function createOrdersService(options: OrdersServiceOptions): Promis
       'createOrdersService: cursorSecret must be a string of at least 16 characters',
     );
   }
+  const queue = events?.queue ?? NOTIFICATIONS_QUEUE;
+  if (typeof queue !== 'string' || queue === '') {
+    throw new InvalidOptionsError('createOrdersService: events.queue must be a non-empty string');
+  }
   const cursors = cursorCodec(secret);
   const { app, seed } = await createServiceApp('orders', rest);
   const { db } = options;
   await prepareOrders(db, seed);
+  const relay = events?.relay;
+  const clockUsed = clock ?? systemClock;
+  const placing = {
+    db,
+    outbox: outbox({ schema: MESSAGING_SCHEMA, clock: clockUsed }),
+    queue,
+    clock: clockUsed,
+  };
+
+  app.post<{ Body: PlaceOrderInput }>(
+    '/orders',
+    { schema: { body: placeOrderBody, response: { 201: placedOrderSchema } } },
+    async (request, reply) => {
+      const key = idempotencyKeyOf(request.headers['idempotency-key']);
+      const { order, replayed } = await placeOrder(placing, request.body, key);
+      // After the commit: publish now rather than at the relay's next poll. Never awaited.
+      if (!replayed) relay?.kick();
+      if (replayed) void reply.header('idempotent-replayed', 'true');
+      return reply.code(201).send(order);
+    },
+  );
 
   app.get<{ Params: { id: number }; Querystring: { limit: number; cursor?: string } }>(
     '/users/:id/orders',

@@ -1,5 +1,5 @@
 /** The orders schema: migrations and the deterministic demo order history. */
-import { migrate, type SqlDatabase } from '@bulwark/postgres';
+import { messagingMigrations, migrate, type SqlDatabase } from '@bulwark/postgres';
 import { pickSql, productPriceSql } from '../common/demo-data.js';
 import { seedInfoMigration, seedOnce } from '../common/seed-once.js';
 import type { SeedSizes } from '../common/seed-sizes.js';
@@ -34,7 +34,22 @@ export const migrations = [
             primary key (order_id, line_no)
           );`,
   },
+  {
+    id: '002-placed-orders',
+    // Orders placed through POST /orders. Their ids come from a sequence that starts above the
+    // largest seed (10,000,000 orders), so seeding after it (or never) cannot collide. An
+    // Idempotency-Key is unique across the service (there is no signed-in principal to scope it
+    // by); request_hash is the fingerprint of the first request, to refuse a reused key whose
+    // body differs.
+    sql: `create sequence orders.placed_order_ids start with 10000001;
+          alter table orders.orders add column idempotency_key text, add column request_hash text;
+          create unique index orders_by_idempotency_key on orders.orders (idempotency_key)
+            where idempotency_key is not null;`,
+  },
 ];
+
+/** The schema of the outbox that `order.placed` is written to, in the order's transaction. */
+export const MESSAGING_SCHEMA = 'bulwark_messaging';
 
 /**
  * The demo lines of orders 1..$1 over products 1..$2: 1-5 lines per order, products scattered
@@ -49,6 +64,11 @@ const LINES_SQL = `
 
 export async function prepareOrders(db: SqlDatabase, sizes: SeedSizes | false): Promise<void> {
   await migrate(db, { migrations, table: `${SCHEMA}.migrations` });
+  // The outbox table; the queue backend runs the same migrations (recorded once, by checksum).
+  await migrate(db, {
+    migrations: messagingMigrations(MESSAGING_SCHEMA),
+    table: `${MESSAGING_SCHEMA}.migrations`,
+  });
   if (sizes === false) return;
   await seedOnce(db, SCHEMA, sizes, async tx => {
     // About ten minutes apart, with jitter so neighbouring ids interleave in time and some
