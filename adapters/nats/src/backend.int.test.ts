@@ -19,7 +19,7 @@ import {
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { natsQueueBackend, type NatsQueueBackend } from './backend.js';
-import { Documents } from './jetstream.js';
+import { Documents, PULL_SILENCE_MS, pullNow } from './jetstream.js';
 import type { MessageState } from './records.js';
 
 const url = process.env.NATS_URL;
@@ -286,6 +286,16 @@ describe.skipIf(url === undefined)('nats queue backend', () => {
     20_000,
   );
 
+  it('deleting a document that was overwritten or already deleted answers false, not an error', async () => {
+    const subject = backend.names.stateSubject(newQueue('docs'), 'm1');
+    const first = (await state.put(subject, { attempt: 1, history: [] }, 0))!;
+    const second = (await state.put(subject, { attempt: 2, history: [] }, first))!;
+    expect(await state.delete(first)).toBe(false); // overwritten: max one per subject
+    expect(await state.delete(second)).toBe(true);
+    expect(await state.delete(second)).toBe(false); // already gone
+    expect(await state.delete(second + 1_000_000)).toBe(false); // never existed
+  });
+
   it('escapes queue names and ids that are not subject tokens', async () => {
     const queue = newQueue('orders.eu west/ü>*');
     const id = 'order 7.payment_1';
@@ -351,6 +361,34 @@ describe.skipIf(url === undefined)('nats queue backend', () => {
     } finally {
       await small.close();
     }
+  });
+
+  it('a pull answered slowly (not saturated) waits for the answer instead of stranding it', async () => {
+    // A responder of our own on a consumer JetStream does not have plays a server under load
+    // that answers a no_wait pull after longer than the silence threshold.
+    const nc = backend.connection;
+    const stream = `${prefix}slow`;
+    const subject = `$JS.API.CONSUMER.MSG.NEXT.${stream}.c`;
+    const responder = nc.subscribe(subject, {
+      max: 2,
+      callback: (_err, msg) => {
+        setTimeout(() => nc.publish(msg.reply!, 'late'), PULL_SILENCE_MS * 2);
+      },
+    });
+    await nc.flush();
+    let asked = 0;
+    const slow = await pullNow(nc, stream, 'c', 1, 10_000, () => {
+      asked++;
+      return Promise.resolve(false);
+    });
+    expect(slow.map(m => m.string())).toEqual(['late']);
+    expect(asked).toBeGreaterThanOrEqual(1);
+    // Saturated: silence means "nothing for now", at once.
+    const startedAt = performance.now();
+    const none = await pullNow(nc, stream, 'c', 1, 10_000, () => Promise.resolve(true));
+    expect(none).toEqual([]);
+    expect(performance.now() - startedAt).toBeLessThan(PULL_SILENCE_MS * 2);
+    responder.unsubscribe();
   });
 
   it('refuses leases it does not know and keeps going', async () => {

@@ -189,6 +189,7 @@ export class NatsQueueBackend implements QueueBackend {
         consumer,
         limit,
         this.options.requestTimeoutMs,
+        () => this.saturated(consumer),
       );
       // Each message has its own state document: accept them concurrently, keep stream order.
       // Leases already written are handed out even if another message failed: dropping them
@@ -208,6 +209,13 @@ export class NatsQueueBackend implements QueueBackend {
     } catch (error) {
       throw backendError('fetch', error);
     }
+  }
+
+  /** Whether the consumer holds as many unacked messages as it may (the server then stays silent). */
+  private async saturated(consumer: string): Promise<boolean> {
+    const info = await this.jsm.consumers.info(this.names.queueStream, consumer);
+    const max = info.config.max_ack_pending ?? -1;
+    return max > 0 && info.num_ack_pending >= max;
   }
 
   /** Turns one JetStream delivery into a port delivery, or settles it if it is not one. */

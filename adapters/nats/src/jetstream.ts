@@ -14,6 +14,8 @@ export const WRONG_LAST_SEQUENCE = 10071;
 export const CONSUMER_NOT_FOUND = 10014;
 export const STREAM_NOT_FOUND = 10059;
 export const NO_MESSAGE_FOUND = 10037;
+/** A delete of a sequence that is gone (overwritten, deleted, or past the end): "no message found". */
+export const DELETE_NOT_FOUND = 10057;
 
 export function apiCode(error: unknown): number | undefined {
   return error instanceof JetStreamApiError ? error.code : undefined;
@@ -100,7 +102,8 @@ export class Documents {
     try {
       return await this.jsm.streams.deleteMessage(this.stream, seq, false);
     } catch (error) {
-      if (apiCode(error) === NO_MESSAGE_FOUND) return false;
+      const code = apiCode(error);
+      if (code === DELETE_NOT_FOUND || code === NO_MESSAGE_FOUND) return false;
       throw error;
     }
   }
@@ -112,18 +115,23 @@ export class Documents {
 }
 
 /**
- * How long a pull may stay silent before we take it as "nothing more for now", ms. With `no_wait`
- * the server answers at once (messages, then 404/408) except when the consumer reaches
- * `max_ack_pending`: nats-server 2.9 then sends nothing at all (and its `expires` is not
- * reliable there either). An abandoned `no_wait` pull is not kept waiting by the server, so
- * giving up on it loses nothing.
+ * How long a pull may stay silent before we ask why, ms. With `no_wait` the server answers at
+ * once (messages, then 404/408) except when the consumer has reached `max_ack_pending`:
+ * nats-server 2.9 then sends nothing at all (and its `expires` is not reliable there either).
+ * Silence alone is ambiguous — a loaded server is silent too, and a pull given up too early
+ * strands the messages it then delivers until their ack wait runs out — so after this long
+ * with nothing received we ask the server whether the consumer is saturated.
  */
 export const PULL_SILENCE_MS = 500;
 
 /**
  * Pulls up to `batch` messages that are deliverable now and returns without waiting for more
- * (`no_wait`): the port's fetch never blocks. The client's `fetch()` waits at least 1 s for a
- * full batch, hence the raw pull request.
+ * (`no_wait`): the port's fetch never blocks on an empty queue. The client's `fetch()` waits at
+ * least 1 s for a full batch, hence the raw pull request.
+ *
+ * `saturated` answers whether the consumer has reached `max_ack_pending` (the one case where
+ * the server never answers); it is asked only when the first message is slow to come. The
+ * pull gives up after `timeoutMs` in any case.
  */
 export async function pullNow(
   nc: NatsConnection,
@@ -131,17 +139,38 @@ export async function pullNow(
   consumer: string,
   batch: number,
   timeoutMs: number,
+  saturated: () => Promise<boolean>,
 ): Promise<Msg[]> {
   const inbox = createInbox();
   const sub = nc.subscribe(inbox);
+  const startedAt = performance.now();
   const silenceMs = Math.min(PULL_SILENCE_MS, timeoutMs);
-  let timer = setTimeout(() => sub.unsubscribe(), silenceMs);
+  const out: Msg[] = [];
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const onSilence = (): void => {
+    const waitedMs = performance.now() - startedAt;
+    // Between messages of one answer, or out of time: what came is all there is for now.
+    if (out.length > 0 || waitedMs >= timeoutMs) {
+      sub.unsubscribe();
+      return;
+    }
+    saturated().then(
+      full => {
+        if (full || sub.isClosed()) {
+          sub.unsubscribe();
+        } else if (out.length === 0) {
+          timer = setTimeout(onSilence, Math.min(silenceMs, Math.max(1, timeoutMs - waitedMs)));
+        }
+      },
+      () => sub.unsubscribe(),
+    );
+  };
+  timer = setTimeout(onSilence, silenceMs);
   nc.publish(
     `$JS.API.CONSUMER.MSG.NEXT.${stream}.${consumer}`,
     JSON.stringify({ batch, no_wait: true }),
     { reply: inbox },
   );
-  const out: Msg[] = [];
   try {
     for await (const m of sub) {
       clearTimeout(timer);
@@ -161,7 +190,7 @@ export async function pullNow(
       }
       out.push(m);
       if (out.length >= batch) break;
-      timer = setTimeout(() => sub.unsubscribe(), silenceMs);
+      timer = setTimeout(onSilence, silenceMs);
     }
   } finally {
     clearTimeout(timer);

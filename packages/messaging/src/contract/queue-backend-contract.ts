@@ -479,10 +479,13 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
 
       it('a stale lease token cannot settle after another consumer took the message', async () => {
         await h.producer.send({ queue, type: 't', payload: 1 });
-        const first = await h.backend.fetch({ queue, limit: 1, leaseMs: 100, now: h.t0 });
+        // Read after the send: with the broker's timing the producer stamped the message with
+        // the real clock, and a fetch "before" it was sent would rightly not see it yet.
+        const t = h.clock.wallNow();
+        const first = await h.backend.fetch({ queue, limit: 1, leaseMs: 100, now: t });
         const decided = await h.backend.recoverExpiredLeases({
           queue,
-          now: h.t0 + 100,
+          now: t + 100,
           limit: 10,
           decide: () => ({
             kind: 'retry',
@@ -491,13 +494,13 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
           }),
         });
         expect(decided).toBe(1);
-        const second = await h.backend.fetch({ queue, limit: 1, leaseMs: 100, now: h.t0 + 100 });
+        const second = await h.backend.fetch({ queue, limit: 1, leaseMs: 100, now: t + 100 });
         expect(second.deliveries[0]?.message.attempt).toBe(2);
         const old = first.deliveries[0]!.lease;
-        expect(await h.backend.settle(old, { kind: 'ack' }, h.t0 + 101)).toBe(false);
+        expect(await h.backend.settle(old, { kind: 'ack' }, t + 101)).toBe(false);
         const current = second.deliveries[0]!.lease;
-        expect(await h.backend.settle(current, { kind: 'ack' }, h.t0 + 101)).toBe(true);
-        expect(await h.backend.settle(current, { kind: 'ack' }, h.t0 + 102)).toBe(false);
+        expect(await h.backend.settle(current, { kind: 'ack' }, t + 101)).toBe(true);
+        expect(await h.backend.settle(current, { kind: 'ack' }, t + 102)).toBe(false);
       });
 
       it("heartbeats keep a long-running handler's lease, so no other consumer takes it", async () => {
