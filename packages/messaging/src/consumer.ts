@@ -165,6 +165,14 @@ interface Held {
 /** No deadline, no request: the context a consumer's own work runs in. */
 const DETACHED: AmbientContext = { deadline: undefined, requestId: undefined };
 
+/**
+ * Longest the fetch loop runs without giving the event loop a turn, ms. An embedded backend
+ * (PGlite) and a handler without I/O resolve in microtasks only: fetch → handle → settle →
+ * fetch then never leaves the microtask queue while work remains, and every timer — lease
+ * heartbeats, handler timeouts, the rest of the process — starves until the queue is empty.
+ */
+const YIELD_EVERY_MS = 10;
+
 const KNOWN = [
   'backend',
   'queue',
@@ -210,6 +218,8 @@ class QueueConsumer implements Consumer {
   private stopping = false;
   private fetching = false;
   private fetchAgain = false;
+  /** When the fetch loop last gave the event loop a turn (clock.now(), ms). */
+  private lastYieldAt: number;
   private waitTimer: TimerHandle | undefined;
   private heartbeatTimer: TimerHandle | undefined;
   private subscription: Disposable | undefined;
@@ -253,6 +263,7 @@ class QueueConsumer implements Consumer {
     }
     this.backoff = options.backoff ?? exponentialBackoff({ baseMs: 1_000, maxMs: 60_000 });
     this.clock = checkClock(where, options.clock) ?? systemClock;
+    this.lastYieldAt = this.clock.now();
     const handlerTimeoutMs = requireNumber(
       where,
       'handlerTimeoutMs',
@@ -383,6 +394,10 @@ class QueueConsumer implements Consumer {
     try {
       for (;;) {
         this.fetchAgain = false;
+        if (this.clock.now() - this.lastYieldAt >= YIELD_EVERY_MS) {
+          await macrotask();
+          this.lastYieldAt = this.clock.now();
+        }
         await this.recoverIfDue();
         const room = this.prefetch - this.heldLeases.size;
         if (room <= 0 || this.stopping) {

@@ -60,10 +60,6 @@ export async function runCrashWorker(
       if (kind === 'transient' && message.attempt === 1) {
         return retry({ code: 'TRANSIENT', reason: `message ${index} fails its first attempt` });
       }
-      // A real handler does I/O and so yields to the event loop. An embedded backend (PGlite)
-      // resolves in microtasks: without this turn the consumer's fetch/settle chain never leaves
-      // the microtask queue while work remains, and timers (heartbeats, progress reports) starve.
-      await new Promise(resolve => setImmediate(resolve));
       if (await subject.applyEffect(message, index)) {
         applied++;
         if (holdRequested && !holding) {
