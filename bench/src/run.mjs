@@ -4,7 +4,8 @@
  * prints Markdown tables with PASS/FAIL against the targets, and writes the figures as JSON.
  *
  *   node src/run.mjs [--runs 5] [--quick] [--scenario success,failure,memory,http-client,http-server,
- *                    gateway,gateway-hang,gateway-batch,queue-pg,queue-latency,queue-redis]
+ *                    gateway,gateway-hang,gateway-batch,queue-pg,queue-latency,queue-redis,
+ *                    queue-rabbitmq,queue-nats]
  *                    [--variant a,b]
  *
  * `--quick` is a smoke run: 1 run (unless --runs is given), 10x fewer calls, and the JSON goes to
@@ -32,14 +33,24 @@ const SCENARIOS = [
   'queue-pg',
   'queue-latency',
   'queue-redis',
+  'queue-rabbitmq',
+  'queue-nats',
 ];
 const HTTP_SCENARIOS = ['http-client', 'http-server'];
 const GATEWAY_SCENARIOS = ['gateway', 'gateway-hang', 'gateway-batch'];
-const QUEUE_SCENARIOS = ['queue-pg', 'queue-latency', 'queue-redis'];
+const QUEUE_SCENARIOS = [
+  'queue-pg',
+  'queue-latency',
+  'queue-redis',
+  'queue-rabbitmq',
+  'queue-nats',
+];
 /** Queues on PGlite/PostgreSQL: bulwark's messages/s at least this multiple of pg-boss's. */
 const QUEUE_PG_FACTOR = 2;
 /** Queues on Redis: bulwark's processed messages/s at least this multiple of BullMQ's. */
 const QUEUE_REDIS_FACTOR = 1;
+/** Queues on RabbitMQ and NATS: bulwark's processed messages/s at least this share of a bare loop's. */
+const QUEUE_BROKER_SHARE = 0.7;
 /** Enqueue-to-handler latency in process: p50 at most this, ms. */
 const QUEUE_LATENCY_P50_MS = 10;
 /** Gateway fan-out target: the gateway's requests/s at least this share of the naive handler's. */
@@ -139,6 +150,10 @@ const summaries = {
   'queue-pg': summariseQueuePg,
   'queue-latency': summariseQueueLatency,
   'queue-redis': summariseQueueRedis,
+  'queue-rabbitmq': variants =>
+    summariseQueueBroker(variants, 'queue-rabbitmq', '12. Queues on RabbitMQ (quorum queues)'),
+  'queue-nats': variants =>
+    summariseQueueBroker(variants, 'queue-nats', '13. Queues on NATS JetStream'),
 };
 const output = [];
 const targets = [];
@@ -828,6 +843,31 @@ function summariseQueueRedis(variants) {
       variants.bulwark,
       variants.bullmq,
       QUEUE_REDIS_FACTOR,
+    ),
+  ];
+  return { table, checks };
+}
+
+/** RabbitMQ / NATS: bulwark's consumer against the bare client's consume-and-ack loop. */
+function summariseQueueBroker(variants, scenario, title) {
+  queueMedians(variants);
+  const shape = Object.values(variants).find(ok)?.runs[0] ?? {};
+  const table = queueTable(
+    `${title}: bulwark vs a bare consume-and-ack loop (${fmt(shape.messages)} messages, ` +
+      `enqueued in batches of ${fmt(shape.bulkBatch)}, processed at concurrency / prefetch ` +
+      `${fmt(shape.concurrency)}; medians over runs)`,
+    variants,
+    ['enqueue', 'process'],
+  );
+  const checks = [
+    queueRatioCheck(
+      scenario,
+      'process',
+      'bulwark',
+      'bare',
+      variants.bulwark,
+      variants.bare,
+      QUEUE_BROKER_SHARE,
     ),
   ];
   return { table, checks };
