@@ -199,6 +199,16 @@ export async function pullNow(
   return out;
 }
 
+/** The consumer's delivery count from a JetStream ack subject (1 on the first delivery). */
+export function deliveryCountOf(reply: string): number {
+  const tokens = reply.split('.');
+  const count = Number(tokens[tokens.length === 9 ? 4 : 6]);
+  if (!Number.isSafeInteger(count)) {
+    throw new MessagingError('BACKEND_ERROR', `nats: unexpected ack subject ${reply}`);
+  }
+  return count;
+}
+
 /** Delivery details from a JetStream ack subject (`$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>...`). */
 export function streamSeqOf(reply: string): number {
   const tokens = reply.split('.');
