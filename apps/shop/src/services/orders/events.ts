@@ -87,9 +87,9 @@ export function orderEventsRelay(options: OrderEventsRelayOptions): OrderEventsR
     } while (again && !stopped);
   }
 
-  // Bound to the context the relay was created in, not the kicking request's: the publish wakes
-  // consumers in this process synchronously, and they would otherwise run their handlers inside
-  // the request's ambient deadline and signal, which end (abort) when the 201 is sent.
+  // Bound to the context the relay was created in, not the kicking request's: the drain outlives
+  // the request, and under its ambient deadline (which ends when the 201 is sent) the relay's own
+  // reads and publishes would be cut short. Consumers the publish wakes detach by themselves.
   const run = AsyncResource.bind(() => {
     inFlight = drain().finally(() => {
       inFlight = undefined;
