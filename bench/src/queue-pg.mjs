@@ -10,7 +10,7 @@
  *                   with concurrency = prefetch = 100; pg-boss work() with batchSize 100 and
  *                   burstWhenBatchFull, one worker)
  *   fetch-complete  the same N messages through a loop of fetch 100 + complete those 100 (bulwark
- *                   backend.fetch + 100 settle(ack); pg-boss fetch({ batchSize: 100 }) + complete(ids))
+ *                   backend.fetch + ackMany of the 100; pg-boss fetch({ batchSize: 100 }) + complete(ids))
  *
  * after a warm-up of every operation on a separate queue. Every handled id is counted once and
  * the queue must be empty at the end.
@@ -148,11 +148,14 @@ async function openBulwark(engine) {
           now: Date.now(),
         });
         if (deliveries.length === 0) throw new Error(`queue ran dry after ${done} of ${count}`);
-        const now = Date.now();
-        const settled = await Promise.all(
-          deliveries.map(d => backend.settle(d.lease, { kind: 'ack' }, now)),
+        // The port's batch ack, as pg-boss's complete(ids): one statement for the 100.
+        const acked = await backend.ackMany(
+          deliveries.map(d => d.lease),
+          Date.now(),
         );
-        if (settled.some(ok => !ok)) throw new Error('a settlement was refused (stale lease)');
+        if (acked.length !== deliveries.length) {
+          throw new Error('a settlement was refused (stale lease)');
+        }
         done += deliveries.length;
       }
     },
