@@ -2,7 +2,15 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import amqp from 'amqplib';
-import { createProducer, deadLetters, fail, consume } from '@bulwark/messaging';
+import {
+  consume,
+  createProducer,
+  deadLetters,
+  fail,
+  type Delivery,
+  type ExpiredLease,
+  type RecoveryDecision,
+} from '@bulwark/messaging';
 import { builtCopyOf, describeQueueBackendContract } from '@bulwark/messaging/contract';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rabbitmqQueueBackend, type RabbitmqQueueBackend } from './backend.js';
@@ -15,6 +23,41 @@ if (url === undefined) {
 const prefix = `bw-test-${process.pid}-${Date.now().toString(36)}`;
 let counter = 0;
 const queueName = (what: string) => `${what}-${Date.now().toString(36)}-${++counter}`;
+
+/** The built backend's URL: child processes run Node 20, which cannot run TypeScript. */
+const builtBackend = () =>
+  pathToFileURL(builtCopyOf(fileURLToPath(new URL('./backend.ts', import.meta.url)))).href;
+
+/**
+ * A child process leases one message of `queue` and SIGKILLs itself once it has said which:
+ * resolves `[id, attempt]`. Run `npx tsc -b` first.
+ */
+function leaseAndDie(queue: string): Promise<[string, number]> {
+  const script = `
+    const { rabbitmqQueueBackend } = await import(${JSON.stringify(builtBackend())});
+    const b = await rabbitmqQueueBackend({ url: ${JSON.stringify(url)}, prefix: ${JSON.stringify(prefix)} });
+    const r = await b.fetch({ queue: ${JSON.stringify(queue)}, limit: 1, leaseMs: 60000, now: Date.now() });
+    const d = r.deliveries[0];
+    process.stdout.write('leased ' + JSON.stringify([d.message.id, d.message.attempt]) + '\\n', () =>
+      process.kill(process.pid, 'SIGKILL'),
+    );
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  return new Promise((resolve, reject) => {
+    child.on('exit', (_code, signal) => {
+      const leased = /leased (.+)/.exec(out)?.[1];
+      if (signal === 'SIGKILL' && leased !== undefined)
+        resolve(JSON.parse(leased) as [string, number]);
+      else reject(new Error(`child did not lease and die: ${signal ?? ''} ${out} ${err}`));
+    });
+  });
+}
 
 /** Polls a broker-side condition (the broker owns time here) with a bounded wait. */
 async function eventually<T>(read: () => Promise<T>, ok: (value: T) => boolean, ms = 5_000) {
@@ -58,7 +101,14 @@ describe.skipIf(url === undefined)('rabbitmq queue backend', () => {
 
   describeQueueBackendContract('rabbitmq', () => ({ backend, timing: 'broker' }));
 
-  it('counts a delivery the broker took back from a crashed consumer as a spent attempt', async () => {
+  /** The consumer's policy for an expired lease, as `consume` applies it (retry at once here). */
+  const retryLost = (expired: ExpiredLease): RecoveryDecision => ({
+    kind: 'retry',
+    delayMs: 0,
+    error: { code: 'LEASE_EXPIRED', message: `lost attempt ${expired.message.attempt}` },
+  });
+
+  it('holds a delivery the broker took back from a crashed consumer as an expired lease for recovery', async () => {
     const queue = queueName('crash');
     const crashed = await open();
     const id = await createProducer({ backend }).send({ queue, type: 't', payload: 1 });
@@ -66,6 +116,30 @@ describe.skipIf(url === undefined)('rabbitmq queue backend', () => {
     expect(first.deliveries.map(d => d.message.attempt)).toEqual([1]);
     // Closing the connection without settling is what kill -9 looks like to the broker.
     await crashed.close();
+    // Back with the broker: the fetch takes it, delivers nothing, and holds it as expired.
+    const held = await eventually(
+      async () => {
+        const { deliveries } = await backend.fetch({
+          queue,
+          limit: 1,
+          leaseMs: 60_000,
+          now: Date.now(),
+        });
+        expect(deliveries).toEqual([]);
+        return (await backend.stats(queue, Date.now())).leased;
+      },
+      leased => leased === 1,
+    );
+    expect(held).toBe(1);
+    const decided: ExpiredLease[] = [];
+    const recovered = await backend.recoverExpiredLeases({
+      queue,
+      now: Date.now(),
+      limit: 10,
+      decide: expired => (decided.push(expired), retryLost(expired)),
+    });
+    expect(recovered).toBe(1);
+    expect(decided.map(e => [e.message.id, e.message.attempt])).toEqual([[id, 1]]);
     const again = await eventually(
       () => backend.fetch({ queue, limit: 1, leaseMs: 60_000, now: Date.now() }),
       r => r.deliveries.length === 1,
@@ -86,17 +160,13 @@ describe.skipIf(url === undefined)('rabbitmq queue backend', () => {
     ]);
   });
 
-  it('kill -9 of a process holding leases: the broker redelivers them, as spent attempts', async () => {
+  it('kill -9 of a process holding leases: the broker returns them, recovery retries them', async () => {
     const queue = queueName('kill');
     const ids = await createProducer({ backend }).sendBatch(
       [0, 1, 2].map(i => ({ queue, type: 't', payload: i })),
     );
-    // The worker runs our built backend (Node 20 cannot run TypeScript): run `npx tsc -b` first.
-    const built = pathToFileURL(
-      builtCopyOf(fileURLToPath(new URL('./backend.ts', import.meta.url))),
-    );
     const script = `
-      const { rabbitmqQueueBackend } = await import(${JSON.stringify(built.href)});
+      const { rabbitmqQueueBackend } = await import(${JSON.stringify(builtBackend())});
       const b = await rabbitmqQueueBackend({ url: ${JSON.stringify(url)}, prefix: ${JSON.stringify(prefix)} });
       const now = Date.now();
       const { deliveries } = await b.fetch({ queue: ${JSON.stringify(queue)}, limit: 3, leaseMs: 60000, now });
@@ -116,16 +186,34 @@ describe.skipIf(url === undefined)('rabbitmq queue backend', () => {
     ]);
     child.kill('SIGKILL');
     await once(child, 'exit');
-    const back = await eventually(
-      () => backend.fetch({ queue, limit: 3, leaseMs: 60_000, now: Date.now() }),
-      r => r.deliveries.length > 0,
+    const decided: number[][] = [];
+    const decide = (expired: ExpiredLease) => {
+      decided.push([ids.indexOf(expired.message.id), expired.message.attempt]);
+      return retryLost(expired);
+    };
+    // Fetch until both returned deliveries are held, recovering them as they come.
+    await eventually(
+      async () => {
+        await backend.fetch({ queue, limit: 3, leaseMs: 60_000, now: Date.now() });
+        await backend.recoverExpiredLeases({ queue, now: Date.now(), limit: 10, decide });
+        return decided.length;
+      },
+      n => n === 2,
     );
-    const more =
-      back.deliveries.length < 2
-        ? (await backend.fetch({ queue, limit: 3, leaseMs: 60_000, now: Date.now() })).deliveries
-        : [];
-    const all = [...back.deliveries, ...more];
-    // The acked one is gone; the two held ones come back on their second attempt.
+    // The acked one is gone; the two held ones were spent attempts, retried as their second.
+    expect(decided.sort()).toEqual([
+      [1, 1],
+      [2, 1],
+    ]);
+    const all: Delivery[] = [];
+    while (all.length < 2) {
+      const { deliveries } = await eventually(
+        () => backend.fetch({ queue, limit: 3, leaseMs: 60_000, now: Date.now() }),
+        r => r.deliveries.length > 0,
+      );
+      expect(deliveries.length).toBeGreaterThan(0);
+      all.push(...deliveries);
+    }
     expect(all.map(d => [ids.indexOf(d.message.id), d.message.attempt]).sort()).toEqual([
       [1, 2],
       [2, 2],
@@ -133,6 +221,61 @@ describe.skipIf(url === undefined)('rabbitmq queue backend', () => {
     for (const d of all)
       expect(await backend.settle(d.lease, { kind: 'ack' }, Date.now())).toBe(true);
   });
+
+  it('kill -9 on the last attempt: the lost attempt is the last one, dead-lettered by the policy, never run again', async () => {
+    const queue = queueName('last');
+    const id = await createProducer({ backend }).send({ queue, type: 't', payload: { order: 1 } });
+    // Attempt 1 fails and is retried at once; attempt 2 (the last of 2) dies with its process.
+    const first = await backend.fetch({ queue, limit: 1, leaseMs: 60_000, now: Date.now() });
+    expect(first.deliveries.map(d => d.message.attempt)).toEqual([1]);
+    const failed = { code: 'E', message: 'transient' };
+    await backend.settle(
+      first.deliveries[0]!.lease,
+      { kind: 'retry', delayMs: 0, error: failed },
+      Date.now(),
+    );
+    expect(await leaseAndDie(queue)).toEqual([id, 2]);
+    const seen: number[] = [];
+    let recovered = 0;
+    const consumer = consume({
+      backend,
+      queue,
+      maxAttempts: 2,
+      leaseMs: 5_000,
+      pollIntervalMs: 50,
+      handler: message => {
+        seen.push(message.attempt);
+        return fail('should not run: attempt 2 was the last');
+      },
+    });
+    consumer.onEvent(event => {
+      if (event.type === 'lease.recovered') recovered += event.count;
+    });
+    try {
+      // The consumer reports the recovery once the dead letter is written (a handler run of a
+      // third attempt would be the fault this guards against).
+      await eventually(
+        () => Promise.resolve(recovered + seen.length),
+        n => n > 0,
+        10_000,
+      );
+      expect(seen).toEqual([]);
+      expect(recovered).toBe(1);
+      const letter = await backend.getDeadLetter(id);
+      expect(letter).toMatchObject({
+        reason: 'max-attempts',
+        lastError: { code: 'LEASE_EXPIRED' },
+        message: { payload: { order: 1 }, attempt: 2 },
+      });
+      expect(letter!.attempts.map(a => [a.attempt, a.code])).toEqual([
+        [1, 'E'],
+        [2, 'LEASE_EXPIRED'],
+      ]);
+      expect((await backend.stats(queue, Date.now())).leased).toBe(0);
+    } finally {
+      await consumer.stop();
+    }
+  }, 20_000);
 
   it('keeps dead letters in the stream: another backend lists them, and one replay wins', async () => {
     const queue = queueName('shared');

@@ -7,8 +7,10 @@
  * message is an unacked delivery. The lease itself (token, expiry by the caller's `now`) lives
  * here; settling re-publishes (retry, defer: with the new attempt count and history) or appends
  * to the dead letter stream, then acks. If this process dies, its channel closes and the broker
- * puts the message back with `x-delivery-count` raised: the next fetch counts those as spent
- * attempts.
+ * puts the message back with `x-delivery-count` raised: the attempt it was on was spent and ended
+ * when its lease was lost, so the next fetch holds such a message as an expired lease, and
+ * `recoverExpiredLeases` applies the consumer's policy to it (retry or dead letter) like to any
+ * other lease that ran out.
  */
 import amqp, {
   type Channel,
@@ -65,7 +67,7 @@ interface HeldLease {
   readonly token: string;
   readonly delivery: GetMessage;
   readonly channel: Channel;
-  /** With the history records of crash redeliveries added. */
+  /** With the history records of earlier crash returns added (see `lease`). */
   readonly envelope: Envelope;
   readonly attempt: number;
   readonly leasedAt: number;
@@ -408,6 +410,14 @@ class RabbitmqBackend implements RabbitmqQueueBackend {
     }
   }
 
+  /**
+   * Leases a message to the caller, or, when the broker took it back from a consumer that never
+   * settled it (`x-delivery-count` > 0: the channel closed, the process died), holds it as a lease
+   * that has already expired and delivers nothing: that attempt was spent, and whether the
+   * message is retried or dead is the consumer's policy, applied by `recoverExpiredLeases`.
+   * Delivering it as a fresh attempt would skip the policy (a crash on the last attempt would
+   * give it one more than `maxAttempts`) and leave the lost attempt out of its history.
+   */
   private lease(
     request: FetchRequest,
     channel: Channel,
@@ -419,27 +429,43 @@ class RabbitmqBackend implements RabbitmqQueueBackend {
       channel.ack(got);
       return undefined;
     }
-    // Deliveries the broker took back from a closed channel: each was a spent attempt.
     const returned = Number(got.properties.headers?.['x-delivery-count'] ?? 0) || 0;
-    const history: AttemptRecord[] = [...envelope.history];
-    for (let i = 1; i <= returned; i++) {
-      history.push({
-        attempt: envelope.spent + i,
-        code: 'LEASE_EXPIRED',
-        message:
-          'the consumer channel closed before the message was settled; RabbitMQ redelivered it (time of the attempt unknown)',
-        startedAt: request.now,
-        endedAt: request.now,
-      });
-    }
-    const attempt = envelope.spent + returned + 1;
     const token = globalThis.crypto.randomUUID();
+    if (returned > 0) {
+      // More than one return: a process took it back as an expired lease and died too before
+      // recovering it. Those returns count as spent attempts; the last one goes to recovery.
+      const history: AttemptRecord[] = [...envelope.history];
+      for (let i = 1; i < returned; i++) {
+        history.push({
+          attempt: envelope.spent + i,
+          code: 'LEASE_EXPIRED',
+          message:
+            'the consumer channel closed before the message was settled; RabbitMQ redelivered it (time of the attempt unknown)',
+          startedAt: request.now,
+          endedAt: request.now,
+        });
+      }
+      // The attempt's real start and end are unknown (they were in the dead process): the fetch
+      // time stands for both. The token is never handed out: only recovery settles this lease.
+      this.leases.set(envelope.id, {
+        queue: request.queue,
+        token,
+        delivery: got,
+        channel,
+        envelope: returned === 1 ? envelope : { ...envelope, history },
+        attempt: envelope.spent + returned,
+        leasedAt: request.now,
+        expiresAt: request.now,
+      });
+      return undefined;
+    }
+    const attempt = envelope.spent + 1;
     const held: HeldLease = {
       queue: request.queue,
       token,
       delivery: got,
       channel,
-      envelope: returned === 0 ? envelope : { ...envelope, history },
+      envelope,
       attempt,
       leasedAt: request.now,
       expiresAt: request.now + request.leaseMs,
