@@ -140,6 +140,28 @@ describe('circuitBreaker: consecutive trigger', () => {
   });
 });
 
+describe('circuitBreaker: closed-path successes', () => {
+  it('does not record a success admitted before the breaker opened (nor after a re-close)', async () => {
+    const clock = new TestClock();
+    const breaker = circuitBreaker({
+      trigger: { kind: 'count', windowSize: 2, failureRate: 0.5 },
+      openMs: 1_000,
+      clock,
+    });
+    const slow = controllableWork<string>();
+    const pending = breaker.execute(slow.work); // admitted while closed
+    await failTimes(breaker, 2); // 2 of 2 failed: opens
+    expect(breaker.state).toBe('open');
+    breaker.reset(); // closed again, empty window, new generation
+    slow.resolve('late');
+    await expect(pending).resolves.toBe('late');
+    // Had the late success been recorded, this one failure would make 1 of 2 and open it.
+    await failTimes(breaker, 1);
+    expect(breaker.state).toBe('closed');
+    expect(breaker.metrics()).toEqual({ calls: 1, failures: 1, slowCalls: 0 });
+  });
+});
+
 describe('circuitBreaker: count trigger', () => {
   it('stays closed until minimumCalls, then opens at exactly failureRate (>=)', async () => {
     const breaker = circuitBreaker({

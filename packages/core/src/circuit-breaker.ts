@@ -57,7 +57,7 @@ import {
   type BulwarkErrorCode,
 } from './errors.js';
 import { Emitter, type Disposable, type Subscribe } from './events.js';
-import { PolicyBase, type Sink, type Step } from './policy.js';
+import { PolicyBase, type Context, type Sink, type Step, type Work } from './policy.js';
 import type { AbortListener, Scope } from './scope.js';
 import {
   checkClock,
@@ -389,34 +389,40 @@ export class CircuitBreakerPolicy extends PolicyBase {
       if (this.code === CLOSED) {
         const startedAt = this.timeStart ? this.clock.now() : 0;
         next(work, context, new BreakerCall(this, sink, this.generation, startedAt, undefined));
-        return;
+      } else {
+        // Kept out of the step so that the closed path stays small enough to inline.
+        this.admitNotClosed(next, work, context, sink);
       }
-      if (this.code === OPEN) {
-        const now = this.clock.now();
-        if (now < this.openUntil) {
-          this.reject(sink, this.openUntil - now);
-          return;
-        }
-        this.transition(HALF_OPEN);
-      }
-      if (this.code !== HALF_OPEN || this.probing >= this.probes) {
-        this.reject(sink, undefined);
-        return;
-      }
-      const scope = context.scope;
-      if (scope.aborted) {
-        // The caller has already given up: do not spend a probe on it.
-        sink.fail(scope.reason);
-        return;
-      }
-      this.probing++;
-      const startedAt = this.timeStart ? this.clock.now() : 0;
-      const probe = new BreakerCall(this, sink, this.generation, startedAt, scope);
-      // A probe whose work never settles would hold its slot forever; the call's own cancellation
-      // (deadline, outer timeout, caller's signal) frees it instead.
-      scope.add(probe);
-      next(work, context, probe);
     };
+  }
+
+  /** A call that finds the breaker not closed: rejected, or admitted as a half-open probe. */
+  private admitNotClosed<T>(next: Step, work: Work<T>, context: Context, sink: Sink<T>): void {
+    if (this.code === OPEN) {
+      const now = this.clock.now();
+      if (now < this.openUntil) {
+        this.reject(sink, this.openUntil - now);
+        return;
+      }
+      this.transition(HALF_OPEN);
+    }
+    if (this.code !== HALF_OPEN || this.probing >= this.probes) {
+      this.reject(sink, undefined);
+      return;
+    }
+    const scope = context.scope;
+    if (scope.aborted) {
+      // The caller has already given up: do not spend a probe on it.
+      sink.fail(scope.reason);
+      return;
+    }
+    this.probing++;
+    const startedAt = this.timeStart ? this.clock.now() : 0;
+    const probe = new BreakerCall(this, sink, this.generation, startedAt, scope);
+    // A probe whose work never settles would hold its slot forever; the call's own cancellation
+    // (deadline, outer timeout, caller's signal) frees it instead.
+    scope.add(probe);
+    next(work, context, probe);
   }
 
   /**
@@ -465,6 +471,27 @@ export class CircuitBreakerPolicy extends PolicyBase {
       failures: this.window.failures(now),
       slowCalls: this.window.slowCalls(now),
     };
+  }
+
+  /**
+   * @internal A call admitted by this breaker returned a value. The success path of the closed
+   * breaker, kept small enough to inline: without a clock to read, a result predicate, listeners
+   * or a probe it is `settle(call, false, value)` reduced to what that does in that case.
+   */
+  settleOk(call: BreakerCall<unknown>, value: unknown): void {
+    if (
+      this.timeEnd ||
+      this.isResultFailure !== undefined ||
+      call.scope !== undefined ||
+      this.emitter.size > 0
+    ) {
+      this.settle(call, false, value);
+    } else if (call.generation === this.generation) {
+      // Admitted while closed, and the generation says it still is. A success can still trip a
+      // rate window that reaches minimumCalls.
+      const trip = this.window.record(0, 0);
+      if (trip !== 0) this.open(trip === TRIP_FAILURE ? 'failures' : 'slow_calls');
+    }
   }
 
   /** @internal A call admitted by this breaker finished. */
@@ -688,7 +715,7 @@ class BreakerCall<T> implements Sink<T>, AbortListener {
   ok(value: T): void {
     if (!this.done) {
       this.done = true;
-      this.policy.settle(this, false, value);
+      this.policy.settleOk(this, value);
     }
     this.sink.ok(value);
   }

@@ -105,6 +105,32 @@ describe('pipeline', () => {
     await expect(pipeline(broken).execute(() => 1)).rejects.toBe(bug);
   });
 
+  it('runs an execute nested synchronously inside the work with its own work and options', async () => {
+    const clock = new TestClock();
+    const outer = pipeline(timeout({ timeoutMs: 100, clock }));
+    const inner = pipeline();
+    const deadline = Deadline.after(1_000, { clock });
+    const seen: (number | undefined)[] = [];
+    const result = await outer.execute(async ctx => {
+      // The inner call starts before the outer step has returned.
+      const nested = inner.execute(c => c.deadline?.expiresAt, { deadline });
+      seen.push(ctx.deadline?.expiresAt);
+      return [await nested, await inner.execute(() => 'plain')];
+    });
+    expect(result).toEqual([1_000, 'plain']);
+    expect(seen).toEqual([100]);
+  });
+
+  it('a step that throws after settling its sink keeps the outcome it settled', async () => {
+    const late = {
+      compose: (): Step => (_work, _context, sink) => {
+        sink.ok('settled' as never);
+        throw new Error('after settling');
+      },
+    };
+    await expect(pipeline(late).execute(() => 1)).resolves.toBe('settled');
+  });
+
   it('rejects things that are not policies, naming the position', () => {
     expect(() => pipeline({} as never)).toThrow(/argument 0 is not a policy/);
     expect(() => pipeline(timeout({ timeoutMs: 5 }), null as never)).toThrow(/argument 1/);

@@ -65,6 +65,11 @@ export class TickQueue<E extends TickEntry> {
     return this.timer !== undefined;
   }
 
+  /** While the ticker runs: the expiry calls that join now are told (last tick + timeoutMs). */
+  get current(): number {
+    return this.expiry as number;
+  }
+
   /**
    * The expiry the work may be told: exact when the ticker was idle (this reads the clock and
    * starts it), otherwise the conservative last tick + timeoutMs. Call before `add`.
@@ -79,7 +84,11 @@ export class TickQueue<E extends TickEntry> {
 
   /** Adds an entry that learns its expiry at the next tick. */
   add(entry: E): void {
-    if (this.head === this.tail) this.clear();
+    if (this.head === this.tail) {
+      // Empty (as after every call of a sequential caller): restart at 0. `clear`, written out.
+      this.head = this.tail = this.sealed = 0;
+      this.genHead = this.genTail = 0;
+    }
     this.items[this.tail++] = entry;
   }
 

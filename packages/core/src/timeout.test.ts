@@ -167,6 +167,40 @@ describe('timeout', () => {
     expect(clock.pendingTimers).toBe(0);
   });
 
+  it('a call that joins a busy timeout under an earlier deadline aborts its signal at the deadline', async () => {
+    const clock = new TestClock();
+    const policy = timeout({ timeoutMs: 100, resolutionMs: 10, clock });
+    const first = observe(policy.execute(() => new Promise(() => {}))); // starts the ticker
+    await clock.advance(15);
+    let signal: AbortSignal | undefined;
+    const second = observe(
+      policy.execute(
+        ctx => {
+          signal = ctx.signal;
+          return new Promise(() => {});
+        },
+        { deadline: Deadline.after(20, { clock }) },
+      ),
+    );
+    expect(signal?.aborted).toBe(false);
+    await clock.advance(20);
+    expect(signal?.aborted).toBe(true);
+    expect(isDeadlineExceededError(signal?.reason)).toBe(true);
+    expect(isDeadlineExceededError(second.error)).toBe(true);
+    expect(first.state).toBe('pending');
+    await clock.advance(100);
+    expect(isTimeoutError(first.error)).toBe(true);
+  });
+
+  it('a busy timeout settles each sequential call once and keeps timing the next ones', async () => {
+    const clock = new TestClock();
+    const policy = timeout({ timeoutMs: 100, resolutionMs: 10, clock });
+    for (let i = 0; i < 5; i++) await expect(policy.execute(async () => i)).resolves.toBe(i);
+    const hung = observe(policy.execute(() => new Promise(() => {})));
+    await clock.advance(110);
+    expect(isTimeoutError(hung.error)).toBe(true);
+  });
+
   it("an inner policy that runs out of the timeout's time reports the retryable TimeoutError", async () => {
     const clock = new TestClock();
     const policy = pipeline(

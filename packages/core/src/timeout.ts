@@ -93,35 +93,14 @@ export class TimeoutPolicy extends PolicyBase implements LimitOwner {
       ticks === undefined ? new TimerQueue<TimeoutCall<unknown>>(clock) : undefined,
     );
     return (work, context, sink) => {
-      let expiresAt: number;
-      let exact = true;
-      if (ticks === undefined) {
-        expiresAt = clock.now() + timeoutMs;
-      } else {
-        exact = !ticks.ticking;
-        expiresAt = ticks.begin();
-      }
-      // An earlier outer limit (deadline or outer timeout) enforces itself through the parent
-      // scope; this call only queues its own, earlier expiry.
-      const queued = context.expiresAt > expiresAt;
-      if (!queued) expiresAt = context.expiresAt;
-      const call = new TimeoutCall(
-        context.scope,
-        sink,
-        shared,
-        !queued,
-        expiresAt,
-        context.attempt,
-      );
-      context.scope.add(call);
-      if (call.settled) return; // the parent had already aborted
-      if (queued) {
-        if (ticks === undefined) (shared.exact as TimerQueue<TimeoutCall<unknown>>).add(call);
-        else if (exact) ticks.addExact(call, expiresAt);
-        else ticks.add(call);
-      }
+      // A busy policy (its ticker running) reads no clock: the common case, kept small so the
+      // optimizer can inline it; the rest (idle policy, exact queue) is `shared.enterExact`.
+      const call =
+        ticks !== undefined && ticks.ticking
+          ? shared.enterTicking(ticks, context, sink)
+          : shared.enterExact(context, sink);
       // The call is the work's context too: its own scope, its expiry, this policy's error.
-      next(work, call, call);
+      if (call !== undefined) next(work, call, call);
     };
   }
 
@@ -148,6 +127,50 @@ class TimeoutShared {
     readonly exact: TimerQueue<TimeoutCall<unknown>> | undefined,
   ) {}
 
+  /**
+   * Starts a call while the ticker runs: it joins the current tick's generation. Undefined when
+   * the parent scope had already aborted (the call is then settled).
+   */
+  enterTicking<T>(
+    ticks: TickQueue<TimeoutCall<unknown>>,
+    context: Context,
+    sink: Sink<T>,
+  ): TimeoutCall<T> | undefined {
+    const expiresAt = ticks.current;
+    // An earlier outer limit (deadline or outer timeout) enforces itself through the parent
+    // scope; this call only queues its own, earlier expiry.
+    const queued = context.expiresAt > expiresAt;
+    const call = new TimeoutCall(
+      context.scope,
+      sink,
+      this,
+      !queued,
+      queued ? expiresAt : context.expiresAt,
+      context.attempt,
+    );
+    context.scope.add(call);
+    if (call.settled) return undefined; // the parent had already aborted
+    if (queued) ticks.add(call);
+    return call;
+  }
+
+  /** Starts a call that reads the clock: the policy was idle, or `resolutionMs` is 0. */
+  enterExact<T>(context: Context, sink: Sink<T>): TimeoutCall<T> | undefined {
+    const ticks = this.ticks;
+    let expiresAt =
+      ticks === undefined ? this.policy.clock.now() + this.policy.timeoutMs : ticks.begin();
+    const queued = context.expiresAt > expiresAt;
+    if (!queued) expiresAt = context.expiresAt;
+    const call = new TimeoutCall(context.scope, sink, this, !queued, expiresAt, context.attempt);
+    context.scope.add(call);
+    if (call.settled) return undefined; // the parent had already aborted
+    if (queued) {
+      if (ticks === undefined) (this.exact as TimerQueue<TimeoutCall<unknown>>).add(call);
+      else ticks.addExact(call, expiresAt);
+    }
+    return call;
+  }
+
   finish(call: TimeoutCall<unknown>): void {
     if (this.ticks !== undefined) this.ticks.finish(call);
     else (this.exact as TimerQueue<TimeoutCall<unknown>>).finish(call);
@@ -165,11 +188,11 @@ class TimeoutCall<T>
   implements Sink<T>, TickEntry, QueueEntry, AbortListener, Context
 {
   // `declare`d fields set in the constructor: made on every call (see scope.ts).
-  declare settled: boolean;
   /** @internal See Context. */
   declare made: Deadline | undefined;
   declare private readonly parent: Scope;
-  declare private readonly sink: Sink<T>;
+  /** Where the outcome goes; undefined once settled (it doubles as the settled flag). */
+  declare private sink: Sink<T> | undefined;
   declare private readonly shared: TimeoutShared;
   /** Out of the queue: finished, expired, or never queued (an earlier outer limit rules). */
   declare done: boolean;
@@ -191,7 +214,6 @@ class TimeoutCall<T>
     attempt: number,
   ) {
     super();
-    this.settled = false;
     this.made = undefined;
     this.parent = parent;
     this.sink = sink;
@@ -224,17 +246,24 @@ class TimeoutCall<T>
     return new Context(this, this.expiresAt, attempt, this.clock, this.made, this.limit);
   }
 
+  /** True once the call has an outcome (finished, expired, or aborted from outside). */
+  get settled(): boolean {
+    return this.sink === undefined;
+  }
+
   // ---- Sink ----
   ok(value: T): void {
-    if (this.settled) return;
+    const sink = this.sink;
+    if (sink === undefined) return;
     this.settle();
-    this.sink.ok(value);
+    sink.ok(value);
   }
 
   fail(error: unknown): void {
-    if (this.settled) return;
+    const sink = this.sink;
+    if (sink === undefined) return;
     this.settle();
-    this.sink.fail(error);
+    sink.fail(error);
   }
 
   /** The queue's timer reached this call's expiry. */
@@ -244,18 +273,19 @@ class TimeoutCall<T>
 
   /** The parent scope aborted (outer deadline, cancellation), or this call expired. */
   override abort(reason: unknown): void {
-    if (this.settled) {
+    const sink = this.sink;
+    if (sink === undefined) {
       // Finished already; still pass a late parent abort on to anything the work left running.
       super.abort(reason);
       return;
     }
     this.settle();
     super.abort(reason);
-    this.sink.fail(reason);
+    sink.fail(reason);
   }
 
   private settle(): void {
-    this.settled = true;
+    this.sink = undefined;
     this.parent.remove(this);
     if (!this.done) this.shared.finish(this);
   }
