@@ -2,11 +2,10 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { brotliCompressSync, gzipSync } from 'node:zlib';
-import { constantBackoff, Deadline, retry, type RetryEvent } from '@bulwark/core';
+import { constantBackoff, Deadline, retry, type Composable, type RetryEvent } from '@bulwark/core';
 import { runWithDeadline } from '@bulwark/core/ambient';
 import { startFaultProxy, type FaultProxy } from '@bulwark/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Pool, type Dispatcher } from 'undici';
 import { requestStorage } from '../request-context.js';
 import { httpDependency, type HttpDependency } from './dependency.js';
 import { HttpDeadlineExceededError } from './errors.js';
@@ -100,6 +99,49 @@ async function proxyTo(t: Target, mode: 'http' | 'tcp'): Promise<FaultProxy> {
   const proxy = await startFaultProxy({ target: { host: '127.0.0.1', port: t.port }, mode });
   cleanups.push(() => proxy.close());
   return proxy;
+}
+
+/**
+ * A policy that runs the work under a context of its own whose abort source (what
+ * `abortSourceOf` returns for a foreign context: its `signal`) is a counting fake.
+ */
+function abortSpy(cancellable: boolean) {
+  const source = {
+    aborted: false,
+    reason: undefined as unknown,
+    listeners: new Set<() => void>(),
+    added: 0,
+    removed: 0,
+    reads: 0,
+    addEventListener(_type: string, listener: () => void) {
+      this.added++;
+      this.listeners.add(listener);
+    },
+    removeEventListener(_type: string, listener: () => void) {
+      this.removed++;
+      this.listeners.delete(listener);
+    },
+    abort(reason: unknown) {
+      this.aborted = true;
+      this.reason = reason;
+      for (const listener of [...this.listeners]) listener();
+    },
+  };
+  const policy: Composable<never> = {
+    compose: next => (work, context, sink) => {
+      const own = {
+        get signal() {
+          source.reads++;
+          return source as unknown as AbortSignal;
+        },
+        deadline: undefined,
+        attempt: context.attempt,
+        cancellable,
+      };
+      next(work, own as unknown as typeof context, sink);
+    },
+  };
+  return { source, policy };
 }
 
 // ---- success path ----------------------------------------------------------------------------
@@ -371,46 +413,47 @@ describe('httpDependency: deadlines', () => {
     expect(t.requests).toHaveLength(1);
   });
 
-  it('gives undici a signal only when something can abort the call (ctx.cancellable)', async () => {
+  it('listens for aborts only when something can abort the call (ctx.cancellable)', async () => {
     const t = await target((_req, res) => json(res, 200, {}));
-    const pool = new Pool(t.url);
-    cleanups.push(() => pool.close());
-    const signals: unknown[] = [];
-    const spy = Object.create(pool) as Pool;
-    const request = (opts: Dispatcher.RequestOptions) => {
-      signals.push(opts.signal);
-      return pool.request(opts);
-    };
-    spy.request = request;
-    const users = dep(t.url, { dispatcher: spy });
+    const idle = abortSpy(false);
+    const users = dep(t.url, { policies: [idle.policy] });
     await users.getJson('/');
-    await users.getJson('/', { deadline: Deadline.after(5_000) });
-    await users.getJson('/', { signal: new AbortController().signal });
-    expect(signals[0]).toBeNull();
-    // An EventTarget-like abort source (core's Scope), not an AbortController's signal: undici
-    // takes either, and this one costs no AbortController per attempt.
-    for (const signal of signals.slice(1)) {
-      expect(signal).toMatchObject({ aborted: false });
-      expect(typeof (signal as EventTarget).addEventListener).toBe('function');
-      expect(typeof (signal as EventTarget).removeEventListener).toBe('function');
-    }
+    // Nothing can abort the call: the source is not even looked at.
+    expect(idle.source.reads).toBe(0);
+    const live = abortSpy(true);
+    const watched = dep(t.url, { policies: [live.policy] });
+    await watched.getJson('/');
+    await watched.getJson('/');
+    // One listener per attempt, removed when the attempt is over (no pile-up on a long-lived
+    // signal), and no AbortController: the source is used as it is.
+    expect(live.source.added).toBe(2);
+    expect(live.source.removed).toBe(2);
+    expect(live.source.listeners.size).toBe(0);
   });
 
-  it("the abort source given to undici fires on the call's deadline and closes the socket", async () => {
+  it("aborting the attempt's source rejects with its reason and closes the socket", async () => {
     const t = await target(() => {});
-    const pool = new Pool(t.url);
-    cleanups.push(() => pool.close());
-    const seen: { aborted: boolean; reason: unknown }[] = [];
-    const spy = Object.create(pool) as Pool;
-    spy.request = (opts: Dispatcher.RequestOptions) => {
-      seen.push(opts.signal as { aborted: boolean; reason: unknown });
-      return pool.request(opts);
-    };
-    const users = dep(t.url, { dispatcher: spy });
-    const call = users.getJson('/', { deadline: Deadline.after(100) });
-    await expect(call).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED' });
-    expect(seen[0]?.aborted).toBe(true);
-    expect(seen[0]?.reason).toMatchObject({ code: 'DEADLINE_EXCEEDED' });
+    const spy = abortSpy(true);
+    const users = dep(t.url, { policies: [spy.policy] });
+    const arrived = t.nextRequest();
+    const call = users.getJson('/');
+    const req = await arrived;
+    const closed = once(req.socket, 'close');
+    const reason = Object.assign(new Error('stop'), { code: 'DEADLINE_EXCEEDED' });
+    spy.source.abort(reason);
+    await expect(call).rejects.toBe(reason);
+    await closed;
+    expect(spy.source.listeners.size).toBe(0);
+  });
+
+  it('an attempt whose source has already aborted is not sent', async () => {
+    const t = await target((_req, res) => json(res, 200, {}));
+    const spy = abortSpy(true);
+    const reason = Object.assign(new Error('gone'), { code: 'CANCELLED' });
+    spy.source.abort(reason);
+    const users = dep(t.url, { policies: [spy.policy] });
+    await expect(users.getJson('/')).rejects.toBe(reason);
+    expect(t.requests).toHaveLength(0);
   });
 
   it('a 504 problem saying DEADLINE_EXCEEDED for the budget we sent is our deadline, not retried', async () => {
@@ -576,6 +619,178 @@ describe('httpDependency: events and close', () => {
       'orders.retry',
       'orders.breaker',
     ]);
+  });
+});
+
+// ---- the dispatch handler's edges --------------------------------------------------------
+
+describe('httpDependency: reading the response', () => {
+  it('aborts a body that crosses the limit while it streams (the server sees the close)', async () => {
+    let written = 0;
+    const t = await target((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      // An endless chunked body: only the client stopping can end it.
+      const timer = setInterval(() => {
+        written += 1024;
+        res.write(Buffer.alloc(1024));
+      }, 1);
+      res.on('close', () => clearInterval(timer));
+    });
+    const users = dep(t.url, { maxResponseBytes: 8 * 1024, policies: [] });
+    const arrived = t.nextRequest();
+    const call = users.request({ path: '/big', expect: 'buffer' });
+    const req = await arrived;
+    const closed = once(req.socket, 'close');
+    await expect(call).rejects.toMatchObject({
+      code: 'BODY_TOO_LARGE',
+      message: /exceeds 8192 bytes on the wire/,
+    });
+    await closed;
+    expect(written).toBeLessThan(64 * 1024);
+  });
+
+  it('a body that does not decode, or an unknown encoding, is BAD_CONTENT_ENCODING', async () => {
+    const t = await target((req, res) => {
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'content-encoding': req.url === '/zstd' ? 'zstd' : 'gzip',
+      });
+      res.end('this is not gzip');
+    });
+    const users = dep(t.url, { policies: [] });
+    await expect(users.getJson('/corrupt')).rejects.toMatchObject({
+      code: 'BAD_CONTENT_ENCODING',
+      status: undefined,
+      retryable: false,
+      message: /does not decode/,
+    });
+    await expect(users.getJson('/zstd')).rejects.toMatchObject({
+      code: 'BAD_CONTENT_ENCODING',
+      message: /"zstd"/,
+    });
+    // The connection is still usable for the next call (or replaced): nothing hangs.
+    await expect(users.getJson('/corrupt')).rejects.toMatchObject({
+      code: 'BAD_CONTENT_ENCODING',
+    });
+  });
+
+  it('decodes a large gzip body in many chunks (decoder backpressure)', async () => {
+    const doc = { items: Array.from({ length: 100_000 }, (_, i) => ({ i, name: `item-${i}` })) };
+    const raw = Buffer.from(JSON.stringify(doc));
+    const t = await target((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+      res.end(gzipSync(raw));
+    });
+    const users = dep(t.url, { policies: [] });
+    expect(await users.getJson('/')).toEqual(doc);
+  });
+
+  it('a deadline passing mid-body aborts the read and closes the socket', async () => {
+    const t = await target((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"partial":');
+      // ... and never finishes.
+    });
+    const users = dep(t.url, { policies: [] });
+    const arrived = t.nextRequest();
+    const call = users.getJson('/', { deadline: Deadline.after(150) });
+    const req = await arrived;
+    const closed = once(req.socket, 'close');
+    await expect(call).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED' });
+    await closed;
+  });
+
+  it('the caller’s signal cancels a request still queued for a connection', async () => {
+    const t = await target((req, res) => {
+      if (req.url === '/slow') setTimeout(() => json(res, 200, 'slow'), 200);
+      else json(res, 200, 'fast');
+    });
+    const users = dep(t.url, { connections: 1, policies: [] });
+    const slow = users.getJson('/slow');
+    const controller = new AbortController();
+    const queued = users.getJson('/queued', { signal: controller.signal });
+    controller.abort();
+    await expect(queued).rejects.toMatchObject({ code: 'CANCELLED' });
+    expect(await slow).toBe('slow');
+    expect(await users.getJson('/after')).toBe('fast');
+    // The cancelled request never reached the server.
+    expect(t.requests.map(r => r.url)).toEqual(['/slow', '/after']);
+  });
+
+  it('keeps 1 KiB of a large error body and drops the connection', async () => {
+    const t = await target((_req, res) => {
+      res.writeHead(503, { 'content-type': 'text/plain' });
+      res.end('x'.repeat(64 * 1024));
+    });
+    const users = dep(t.url, { policies: [], maxResponseBytes: 4096 });
+    const error = await users.getJson('/').catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'UPSTREAM_5XX', status: 503 });
+    expect((error as { bodyExcerpt: string }).bodyExcerpt).toBe('x'.repeat(1024));
+  });
+
+  it('skips informational (1xx) responses', async () => {
+    const t = await target((_req, res) => {
+      res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+      json(res, 200, { ok: true });
+    });
+    const users = dep(t.url, { policies: [] });
+    expect(await users.getJson('/')).toEqual({ ok: true });
+  });
+
+  it('HEAD answers have no body', async () => {
+    const t = await target((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '12' });
+      res.end();
+    });
+    const users = dep(t.url, { policies: [] });
+    const res = await users.request({ method: 'HEAD', path: '/' });
+    expect(res).toMatchObject({ status: 200, body: undefined });
+  });
+
+  it('headers given to one call do not leak into the next', async () => {
+    const t = await target((req, res) =>
+      json(res, 200, {
+        a: req.headers['x-a'] ?? null,
+        key: req.headers['idempotency-key'] ?? null,
+      }),
+    );
+    const users = dep(t.url);
+    expect(await users.getJson('/', { headers: { 'x-a': '1' }, idempotencyKey: 'k' })).toEqual({
+      a: '1',
+      key: 'k',
+    });
+    expect(await users.getJson('/')).toEqual({ a: null, key: null });
+    expect(await users.postJson('/', { x: 1 })).toEqual({ a: null, key: null });
+    expect(await users.getJson('/')).toEqual({ a: null, key: null });
+  });
+
+  it("emits events in the caller's async context, whichever context opened the socket", async () => {
+    const t = await target((_req, res) => json(res, 200, {}));
+    const users = dep(t.url, { connections: 1, policies: [] });
+    // The keep-alive socket is opened outside any request.
+    await users.getJson('/');
+    const seen: (string | undefined)[] = [];
+    users.onEvent(event => {
+      if (event.type === 'http.response') seen.push(requestStorage.getStore()?.requestId);
+    });
+    await requestStorage.run({ requestId: 'req-1' }, () => users.getJson('/'));
+    await requestStorage.run({ requestId: 'req-2' }, () => users.getJson('/'));
+    expect(seen).toEqual(['req-1', 'req-2']);
+  });
+
+  it('a dispatcher that throws fails the attempt with a classified error', async () => {
+    const broken = {
+      dispatch() {
+        throw Object.assign(new Error('nope'), { code: 'UND_ERR_INVALID_ARG' });
+      },
+      request() {},
+      close: async () => {},
+    } as unknown as NonNullable<HttpDependencyOptions['dispatcher']>;
+    const users = dep('http://127.0.0.1:1', { dispatcher: broken });
+    await expect(users.getJson('/')).rejects.toMatchObject({
+      code: 'REQUEST_FAILED',
+      retryable: false,
+    });
   });
 });
 

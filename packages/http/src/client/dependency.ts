@@ -5,13 +5,21 @@
  * response or as a classified `HttpDependencyError`.
  *
  * Per attempt: refuse to send when the deadline has less than `minBudgetMs` left; send what is left
- * as budget headers; pass the attempt's AbortSignal to undici so a deadline, an outer timeout or
- * the caller's signal closes the socket; read the body under size and time limits.
+ * as budget headers; abort the request when a deadline, an outer timeout or the caller's signal
+ * fires (undici closes the socket); read the body under size and time limits.
+ *
+ * An attempt is one undici `dispatch` with our own handler ({@link Exchange}), not
+ * `undici.request()`: the body's chunks go from the HTTP parser straight into the size-limited
+ * collector and the decoder, with no Readable stream, no AsyncResource and no promise per step in
+ * between. The handler settles one promise per attempt.
  */
 import {
   abortSourceOf,
   type AbortSource,
-  deadlineToHeaders,
+  BULWARK_BUDGET_HEADER,
+  ENVOY_TIMEOUT_HEADER,
+  formatGrpcTimeout,
+  GRPC_TIMEOUT_HEADER,
   InvalidOptionsError,
   isBulwarkError,
   pipeline,
@@ -22,10 +30,11 @@ import {
   type Pipeline,
   type Subscribe,
 } from '@bulwark/core';
-import { currentDeadline } from '@bulwark/core/ambient';
+import { currentContext } from '@bulwark/core/ambient';
 import { Pool, type Dispatcher } from 'undici';
+import { currentRequestId } from '../request-context.js';
 import { classifyTransportError, reportsDeadlineExceeded, statusError } from './classify.js';
-import { ACCEPT_ENCODING, parseJson, readBody, type BodyLimits } from './decode.js';
+import { ACCEPT_ENCODING, BodyCollector, parseJson } from './decode.js';
 import {
   HttpDeadlineExceededError,
   HttpDependencyError,
@@ -80,8 +89,10 @@ export interface HttpResponse<T = unknown> {
 }
 
 type Headers = Record<string, string>;
+type Expect = 'json' | 'text' | 'buffer' | 'none';
+type JsonCallOptions = Omit<HttpRequestOptions, 'path' | 'method' | 'expect' | 'json' | 'body'>;
 
-const bodyOf = <T>(response: HttpResponse<T>): T => response.body;
+const NO_OPTIONS: JsonCallOptions = Object.freeze({});
 
 /** One call's fixed parts, prepared once and shared by its attempts. */
 class Call {
@@ -93,9 +104,10 @@ class Call {
     readonly path: string,
     /** Path with base path and query string, as sent. */
     readonly target: string,
-    readonly headers: Headers,
+    /** Shared with other calls when nothing is added per call: never modified. */
+    readonly headers: Readonly<Headers>,
     readonly body: string | Uint8Array | undefined,
-    readonly expect: 'json' | 'text' | 'buffer' | 'none',
+    readonly expect: Expect,
     readonly acceptStatus: (status: number) => boolean,
     readonly mayRetry: boolean,
     readonly startedAt: number,
@@ -110,9 +122,14 @@ export class HttpDependency {
   readonly onEvent: Subscribe<HttpDependencyEvent>;
   private readonly options: ResolvedOptions;
   private readonly dispatcher: Dispatcher;
-  private readonly ownsDispatcher: boolean;
   private readonly events: DependencyEvents;
   private readonly clock: Clock;
+  /** What every attempt needs, in one object shared by the dependency's attempts. */
+  private readonly wire: Wire;
+  private readonly ownsDispatcher: boolean;
+  /** Request headers of a call that adds none of its own, by `expect` (shared, never modified). */
+  private readonly jsonHeaders: Readonly<Headers>;
+  private readonly otherHeaders: Readonly<Headers>;
   private closed = false;
 
   constructor(options: HttpDependencyOptions) {
@@ -123,6 +140,12 @@ export class HttpDependency {
     this.pipeline = pipeline(...o.policies);
     this.events = new DependencyEvents(o.name, observablePolicies(o.policies));
     this.onEvent = this.events.subscribe;
+    this.jsonHeaders = Object.freeze({
+      'accept-encoding': ACCEPT_ENCODING,
+      accept: 'application/json',
+      ...o.defaultHeaders,
+    });
+    this.otherHeaders = Object.freeze({ 'accept-encoding': ACCEPT_ENCODING, ...o.defaultHeaders });
     if (o.dispatcher !== undefined) {
       this.dispatcher = o.dispatcher;
       this.ownsDispatcher = false;
@@ -137,6 +160,12 @@ export class HttpDependency {
       });
       this.ownsDispatcher = true;
     }
+    this.wire = {
+      options: o,
+      dispatcher: this.dispatcher,
+      emitter: this.events.emitter,
+      clock: o.clock,
+    };
   }
 
   /**
@@ -146,42 +175,37 @@ export class HttpDependency {
    * says how many attempts ran) rather than core's `RetriesExhaustedError` wrapper, so callers
    * and fallbacks see what actually went wrong.
    */
-  async request<T = unknown>(options: HttpRequestOptions): Promise<HttpResponse<T>> {
-    const call = this.prepare(options);
-    const deadline = options.deadline ?? currentDeadline();
-    const execute: ExecuteOptions = {};
-    if (deadline !== undefined) execute.deadline = deadline;
-    if (options.signal !== undefined) execute.signal = options.signal;
-    try {
-      const response = (await this.pipeline.execute(
-        ctx => this.attempt<T>(call, ctx),
-        execute,
-      )) as HttpResponse<T>;
-      this.emitCall(call, undefined);
-      return response;
-    } catch (error) {
-      const surfaced = unwrapRetryError(error);
-      this.emitCall(call, surfaced);
-      throw surfaced;
+  request<T = unknown>(options: HttpRequestOptions): Promise<HttpResponse<T>> {
+    if (options === null || typeof options !== 'object') {
+      return Promise.reject(
+        new InvalidOptionsError(
+          `${this.name}.request: expected an options object such as { path: '/users/42' }`,
+        ),
+      );
     }
+    return this.call(
+      options,
+      options.path,
+      options.method,
+      options.expect ?? 'json',
+      options.json,
+      options.body,
+      false,
+    ) as Promise<HttpResponse<T>>;
   }
 
   /** GET a JSON document: the parsed body of a 2xx response, or a classified error. */
-  getJson<T = unknown>(
-    path: string,
-    options: Omit<HttpRequestOptions, 'path' | 'method' | 'expect' | 'json' | 'body'> = {},
-  ): Promise<T> {
-    // Not `async`: one promise fewer per call (the async wrapper), which counts on a fan-out path.
-    return this.request<T>({ ...options, path, method: 'GET', expect: 'json' }).then(bodyOf);
+  getJson<T = unknown>(path: string, options: JsonCallOptions = NO_OPTIONS): Promise<T> {
+    return this.call(options, path, 'GET', 'json', undefined, undefined, true) as Promise<T>;
   }
 
   /** POST a JSON value and parse the JSON answer. Pass `idempotencyKey` to make it retryable. */
-  async postJson<T = unknown>(
+  postJson<T = unknown>(
     path: string,
     json: unknown,
-    options: Omit<HttpRequestOptions, 'path' | 'method' | 'expect' | 'json' | 'body'> = {},
+    options: JsonCallOptions = NO_OPTIONS,
   ): Promise<T> {
-    return (await this.request<T>({ ...options, path, json, method: 'POST', expect: 'json' })).body;
+    return this.call(options, path, 'POST', 'json', json, undefined, true) as Promise<T>;
   }
 
   /**
@@ -196,28 +220,77 @@ export class HttpDependency {
 
   // ---- one call ---------------------------------------------------------------------------
 
-  private prepare(options: HttpRequestOptions): Call {
+  /**
+   * One call: prepared once, run through the pipeline. `bodyOnly` resolves with the body alone
+   * (getJson, postJson), without a promise of its own on top.
+   */
+  private call(
+    options: JsonCallOptions,
+    rawPath: unknown,
+    method: string | undefined,
+    expect: Expect,
+    json: unknown,
+    body: string | Uint8Array | undefined,
+    bodyOnly: boolean,
+  ): Promise<unknown> {
     const o = this.options;
-    if (options === null || typeof options !== 'object') {
-      throw new InvalidOptionsError(
-        `${o.name}.request: expected an options object such as { path: '/users/42' }`,
-      );
+    if (options === null || typeof options !== 'object') options = NO_OPTIONS;
+    // One read of the ambient context for both the deadline and the request id.
+    const needsDeadline = options.deadline === undefined;
+    const needsId = o.getRequestId === currentRequestId;
+    const ambient = needsDeadline || needsId ? currentContext() : undefined;
+    let call: Call;
+    try {
+      call = this.prepare(options, rawPath, method, expect, json, body, ambient?.requestId);
+    } catch (error) {
+      return Promise.reject(error);
     }
+    const deadline = needsDeadline ? ambient?.deadline : options.deadline;
+    const signal = options.signal;
+    let execute: ExecuteOptions | undefined;
+    if (deadline !== undefined || signal !== undefined) {
+      execute = {};
+      if (deadline !== undefined) execute.deadline = deadline;
+      if (signal !== undefined) execute.signal = signal;
+    }
+    return this.pipeline
+      .execute(ctx => this.attempt(call, ctx), execute)
+      .then(
+        (response: unknown) => {
+          this.emitCall(call, undefined);
+          return bodyOnly ? (response as HttpResponse).body : response;
+        },
+        (error: unknown) => {
+          const surfaced = unwrapRetryError(error);
+          this.emitCall(call, surfaced);
+          throw surfaced;
+        },
+      );
+  }
+
+  private prepare(
+    options: JsonCallOptions,
+    rawPath: unknown,
+    given: string | undefined,
+    expect: Expect,
+    json: unknown,
+    rawBody: string | Uint8Array | undefined,
+    ambientRequestId: string | undefined,
+  ): Call {
+    const o = this.options;
     // GET (getJson, the default) skips the case folding and the check.
-    const given = options.method;
     const method = given === undefined || given === 'GET' ? 'GET' : given.toUpperCase();
-    if (method !== 'GET' && !/^[A-Z]+$/.test(method)) {
+    if (method !== 'GET' && method !== 'POST' && !/^[A-Z]+$/.test(method)) {
       throw new InvalidOptionsError(
-        `${o.name}.request: method must be an HTTP method such as 'GET', got ${JSON.stringify(options.method)}`,
+        `${o.name}.request: method must be an HTTP method such as 'GET', got ${JSON.stringify(given)}`,
       );
     }
-    const rawPath = options.path as unknown;
     if (typeof rawPath !== 'string' || !rawPath.startsWith('/')) {
       throw new InvalidOptionsError(
         `${o.name}.request: path must be a string starting with '/', relative to baseUrl (e.g. '/users/42'), got ${JSON.stringify(rawPath)}`,
       );
     }
-    if (options.json !== undefined && options.body !== undefined) {
+    if (json !== undefined && rawBody !== undefined) {
       throw new InvalidOptionsError(`${o.name}.request: pass either json or body, not both`);
     }
     const queryAt = rawPath.indexOf('?');
@@ -226,58 +299,55 @@ export class HttpDependency {
     const query = options.query === undefined ? '' : buildQuery(options.query);
     if (query !== '') target += (queryAt === -1 ? '?' : '&') + query;
 
-    const expect = options.expect ?? 'json';
-    const headers: Headers = { 'accept-encoding': ACCEPT_ENCODING };
-    if (expect === 'json') headers['accept'] = 'application/json';
-    Object.assign(headers, o.defaultHeaders);
+    // The shared headers, copied only when this call adds some.
+    const base = expect === 'json' ? this.jsonHeaders : this.otherHeaders;
+    let headers: Headers | undefined;
     if (options.headers !== undefined) {
+      headers = { ...base };
       for (const [name, value] of Object.entries(options.headers)) {
         if (value !== undefined) headers[name.toLowerCase()] = value;
       }
     }
-    if (options.idempotencyKey !== undefined)
-      headers[IDEMPOTENCY_KEY_HEADER] = options.idempotencyKey;
-    if (o.getRequestId !== undefined && headers[o.requestIdHeader] === undefined) {
-      const id = o.getRequestId();
-      if (id !== undefined && id !== '') headers[o.requestIdHeader] = id;
+    if (options.idempotencyKey !== undefined) {
+      (headers ??= { ...base })[IDEMPOTENCY_KEY_HEADER] = options.idempotencyKey;
     }
-    let body = options.body;
-    if (options.json !== undefined) {
-      body = JSON.stringify(options.json);
-      headers['content-type'] ??= 'application/json';
+    const getRequestId = o.getRequestId;
+    if (getRequestId !== undefined && (headers ?? base)[o.requestIdHeader] === undefined) {
+      const id = getRequestId === currentRequestId ? ambientRequestId : getRequestId();
+      if (id !== undefined && id !== '') (headers ??= { ...base })[o.requestIdHeader] = id;
     }
+    let body = rawBody;
+    if (json !== undefined) {
+      body = JSON.stringify(json);
+      (headers ??= { ...base })['content-type'] ??= 'application/json';
+    }
+    // Our own Pool never modifies the headers it is given; a dispatcher of the caller's (with
+    // interceptors, say) gets an object of its own, as it always did.
+    const sent = headers ?? (this.ownsDispatcher ? base : { ...base });
     return new Call(
       method,
       path,
       target,
-      headers,
+      sent,
       body,
       expect,
       options.acceptStatus ?? o.acceptStatus,
-      mayRepeat(method, headers[IDEMPOTENCY_KEY_HEADER]),
+      mayRepeat(method, sent[IDEMPOTENCY_KEY_HEADER]),
       this.clock.now(),
     );
   }
 
   /** One attempt: the work the pipeline runs. */
-  private async attempt<T>(call: Call, ctx: ExecutionContext): Promise<HttpResponse<T>> {
+  private attempt(call: Call, ctx: ExecutionContext): Promise<HttpResponse> {
     const o = this.options;
-    const info: Info = {
-      dependency: o.name,
-      method: call.method,
-      path: call.path,
-      attempt: ctx.attempt,
-    };
     call.attempts = ctx.attempt;
     call.status = undefined;
     if (this.closed) {
       throw new HttpDependencyError(
         'DEPENDENCY_CLOSED',
-        info,
+        infoOf(o.name, call, ctx.attempt),
         'not sent: the dependency was closed',
-        {
-          retryable: false,
-        },
+        { retryable: false },
       );
     }
     let headers = call.headers;
@@ -285,6 +355,7 @@ export class HttpDependency {
     if (deadline !== undefined) {
       const left = deadline.remainingMs();
       if (left < o.minBudgetMs || left <= 0) {
+        const info = infoOf(o.name, call, ctx.attempt);
         const emitter = this.events.emitter;
         if (emitter.size > 0) {
           emitter.emit({
@@ -296,142 +367,18 @@ export class HttpDependency {
         }
         throw new HttpDeadlineExceededError(info, left, o.minBudgetMs);
       }
-      // Each attempt tells the callee what is left now, not what the call started with.
-      if (o.propagateDeadline) headers = { ...headers, ...deadlineToHeaders(deadline) };
+      // Each attempt tells the callee what is left now, not what the call started with (rounded
+      // down, so the callee never believes it has more time than we do).
+      if (o.propagateDeadline) headers = withBudget(headers, left);
     }
-    // A call nothing can abort (no deadline, no caller signal, no timeout policy) gets core's
-    // shared never-firing signal; handing it to undici would only pile one listener per
-    // in-flight request onto one object (Node warns past 10).
-    // Otherwise undici gets the attempt's scope itself (an AbortSource), not `ctx.signal`: reading
-    // that would create an AbortController per attempt, about 2 µs plus an EventTarget on Node 20.
-    const signal = ctx.cancellable ? abortSourceOf(ctx) : undefined;
+    // A call nothing can abort (no deadline, no caller signal, no timeout policy) gets no abort
+    // listener at all. Otherwise the attempt listens to its scope as an AbortSource (not
+    // `ctx.signal`: reading that would create an AbortController per attempt).
+    const source = ctx.cancellable ? abortSourceOf(ctx) : undefined;
     // The first attempt starts when the call does (a clock read saved per call; the policies in
     // between take well under a microsecond).
     const started = ctx.attempt === 1 ? call.startedAt : this.clock.now();
-    let response: Dispatcher.ResponseData;
-    try {
-      response = await this.dispatcher.request({
-        origin: o.origin,
-        path: call.target,
-        method: call.method,
-        headers,
-        body: call.body ?? null,
-        // undici takes any EventTarget-like object with aborted/reason (see core's AbortSource).
-        signal: signal ?? null,
-        headersTimeout: o.firstByteTimeoutMs,
-        bodyTimeout: o.bodyTimeoutMs,
-      });
-    } catch (error) {
-      throw this.failed(error, info, signal, started, call);
-    }
-
-    const status = response.statusCode;
-    call.status = status;
-    const limits: BodyLimits = {
-      maxBytes: o.maxResponseBytes,
-      bodyTimeoutMs: o.bodyTimeoutMs,
-      startedAt: this.clock.now(),
-      clock: this.clock,
-      info,
-      mayRetry: call.mayRetry,
-    };
-    if (!call.acceptStatus(status)) {
-      let excerpt: string | undefined;
-      try {
-        const buffer = await readBody(response.body, response.headers, limits, true);
-        excerpt = buffer.length > 0 ? buffer.toString('utf8') : undefined;
-      } catch {
-        // The status is the news; a body we could not read does not change it.
-      }
-      if (
-        deadline !== undefined &&
-        o.propagateDeadline &&
-        reportsDeadlineExceeded(status, response.headers, excerpt)
-      ) {
-        // The callee ran out of the budget we sent: our deadline, not a failing dependency.
-        const error = new HttpDeadlineExceededError(info, deadline.remainingMs(), o.minBudgetMs, {
-          downstream: true,
-        });
-        this.emitResponse(info, status, started, error.code);
-        throw error;
-      }
-      const error = statusError(
-        status,
-        response.headers,
-        info,
-        call.mayRetry,
-        this.clock.wallNow(),
-        excerpt,
-      );
-      this.emitResponse(info, status, started, error.code);
-      throw error;
-    }
-    let value: unknown;
-    try {
-      const buffer = await readBody(response.body, response.headers, limits);
-      value = decodeAs(call.expect, buffer, info, status);
-    } catch (error) {
-      const final = this.failed(error, info, signal, started, call);
-      throw final;
-    }
-    this.emitResponse(info, status, started, 'ok');
-    return {
-      status,
-      headers: response.headers,
-      body: value as T,
-      durationMs: this.clock.now() - call.startedAt,
-      attempts: ctx.attempt,
-    };
-  }
-
-  /** The error an attempt ends with, and its event. */
-  private failed(
-    error: unknown,
-    info: HttpCallInfo,
-    signal: AbortSource | undefined,
-    started: number,
-    call: Call,
-  ): unknown {
-    let final: unknown;
-    if (signal?.aborted === true) {
-      // The deadline, a timeout policy or the caller stopped the attempt: their reason (a core
-      // error) is the outcome, not the socket error undici saw as a consequence.
-      final = signal.reason;
-    } else if (isBulwarkError(error)) {
-      final = error;
-    } else {
-      final = classifyTransportError(error, info, call.mayRetry);
-    }
-    const emitter = this.events.emitter;
-    if (emitter.size > 0) {
-      const code = isBulwarkError(final) ? final.code : 'UNKNOWN';
-      if (call.status !== undefined) {
-        this.emitResponse(info, call.status, started, code);
-      } else {
-        emitter.emit({
-          type: 'http.failure',
-          ...fields(info),
-          code,
-          retryable: isBulwarkError(final) ? final.retryable : false,
-          durationMs: this.clock.now() - started,
-          attempt: info.attempt,
-        });
-      }
-    }
-    return final;
-  }
-
-  private emitResponse(info: Info, status: number, started: number, outcome: string): void {
-    const emitter = this.events.emitter;
-    if (emitter.size === 0) return;
-    emitter.emit({
-      type: 'http.response',
-      ...fields(info),
-      status,
-      durationMs: this.clock.now() - started,
-      attempt: info.attempt,
-      outcome,
-    });
+    return new Exchange(this.wire, call, ctx.attempt, deadline, source, started).send(headers);
   }
 
   private emitCall(call: Call, error: unknown): void {
@@ -453,18 +400,347 @@ export class HttpDependency {
   }
 }
 
+// ---- one attempt on the wire ------------------------------------------------------------------
+
+/** A dependency's parts its attempts use. */
+interface Wire {
+  readonly options: ResolvedOptions;
+  readonly dispatcher: Dispatcher;
+  readonly emitter: DependencyEvents['emitter'];
+  readonly clock: Clock;
+}
+
+/** Passed to undici when we stop reading a response ourselves (the attempt is settled already). */
+const STOPPED = new Error('response not read further');
+
+// `new Promise(executor)` with one shared executor that parks resolve and reject here, so an
+// attempt allocates no executor closure; they are picked up right after the constructor returns.
+let parkedResolve: (value: HttpResponse) => void = () => {};
+let parkedReject: (error: unknown) => void = () => {};
+function park(resolve: (value: HttpResponse) => void, reject: (error: unknown) => void): void {
+  parkedResolve = resolve;
+  parkedReject = reject;
+}
+
+/**
+ * One attempt: undici's dispatch handler (the documented `onRequestStart` / `onResponseStart` /
+ * `onResponseData` / `onResponseEnd` / `onResponseError` API of undici 7), the body collector
+ * with the size and time limits, and the `HttpCallInfo` its errors name, in one object.
+ *
+ * The handler's callbacks run in the socket's async context, not the caller's. Nothing in them
+ * reads the ambient context (the status check calls `acceptStatus`, which should be a pure
+ * function of the status); the events, whose listeners may log with the ambient request id, are
+ * emitted from a reaction on the attempt's promise, which runs in the caller's context, before
+ * the policies see the outcome.
+ */
+class Exchange extends BodyCollector implements Dispatcher.DispatchHandler, HttpCallInfo {
+  declare readonly dependency: string;
+  declare readonly method: string;
+  declare readonly path: string;
+  declare readonly attempt: number;
+  declare private readonly owner: Wire;
+  declare private readonly call: Call;
+  declare private readonly deadline: Deadline | undefined;
+  declare private readonly source: AbortSource | undefined;
+  declare private readonly started: number;
+  declare private onAbort: (() => void) | undefined;
+  declare private controller: Dispatcher.DispatchController | null;
+  declare private status: number | undefined;
+  declare private headers: Record<string, string | string[] | undefined> | undefined;
+  declare private accepted: boolean;
+  declare private settled: boolean;
+  /** Someone listened to the dependency's events when the attempt started. */
+  declare private observed: boolean;
+  /** For the events: the outcome (`ok` or an error code), its retryable flag and duration. */
+  declare private outcome: string;
+  declare private retryable: boolean;
+  declare private durationMs: number;
+  declare private resolve: (value: HttpResponse) => void;
+  declare private reject: (error: unknown) => void;
+
+  constructor(
+    owner: Wire,
+    call: Call,
+    attempt: number,
+    deadline: Deadline | undefined,
+    source: AbortSource | undefined,
+    started: number,
+  ) {
+    super();
+    const o = owner.options;
+    this.dependency = o.name;
+    this.method = call.method;
+    this.path = call.path;
+    this.attempt = attempt;
+    this.owner = owner;
+    this.call = call;
+    this.deadline = deadline;
+    this.source = source;
+    this.started = started;
+    this.onAbort = undefined;
+    this.controller = null;
+    this.status = undefined;
+    this.headers = undefined;
+    this.accepted = false;
+    this.settled = false;
+    this.observed = false;
+    this.outcome = 'ok';
+    this.retryable = false;
+    this.durationMs = 0;
+    this.resetBody(o.maxResponseBytes, o.bodyTimeoutMs, owner.clock, this, call.mayRetry);
+  }
+
+  send(headers: Readonly<Headers>): Promise<HttpResponse> {
+    const promise = new Promise<HttpResponse>(park);
+    this.resolve = parkedResolve;
+    this.reject = parkedReject;
+    const owner = this.owner;
+    if (owner.emitter.size > 0) {
+      this.observed = true;
+      // Observed: emit this attempt's event from the caller's async context (see the class doc).
+      // Registered before the pipeline's own reaction, so the event comes before the policies'.
+      const emit = (): void => this.emitOutcome();
+      promise.then(emit, emit);
+    }
+    const source = this.source;
+    if (source !== undefined) {
+      if (source.aborted) {
+        this.fail(source.reason);
+        return promise;
+      }
+      this.onAbort = () => this.aborted();
+      source.addEventListener('abort', this.onAbort);
+    }
+    const o = owner.options;
+    const call = this.call;
+    try {
+      // undici's own dispatchers report their errors through onResponseError; this catches
+      // another Dispatcher that throws.
+      owner.dispatcher.dispatch(
+        {
+          origin: o.origin,
+          path: call.target,
+          method: call.method,
+          headers,
+          body: call.body ?? null,
+          headersTimeout: o.firstByteTimeoutMs,
+          bodyTimeout: o.bodyTimeoutMs,
+        },
+        this,
+      );
+    } catch (error) {
+      this.fail(error);
+    }
+    return promise;
+  }
+
+  // ---- undici's handler API ----------------------------------------------------------------
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    // Aborted while queued for a connection: stop before anything is written.
+    if (this.settled) controller.abort((this.source?.reason ?? STOPPED) as Error);
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+  ): void {
+    if (statusCode < 200 || this.settled) return; // 1xx: informational, the answer follows
+    this.controller = controller;
+    this.status = statusCode;
+    this.call.status = statusCode;
+    this.headers = headers;
+    let accepted: boolean;
+    try {
+      accepted = this.call.acceptStatus(statusCode);
+    } catch (error) {
+      this.stopBody();
+      this.settle(error);
+      return;
+    }
+    this.accepted = accepted;
+    // An unaccepted status keeps only an excerpt of its body for the error.
+    this.beginBody(headers, !accepted);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.bodyChunk(chunk)) controller.pause();
+  }
+
+  onResponseEnd(): void {
+    this.bodyEnd();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
+    if (this.settled) return;
+    if (this.headers !== undefined) this.bodyError(error);
+    else this.fail(error);
+  }
+
+  // ---- the body collector's outcomes ---------------------------------------------------------
+
+  protected bodyDone(buffer: Buffer): void {
+    if (!this.accepted) {
+      this.statusFailure(buffer.length > 0 ? buffer.toString('utf8') : undefined);
+      return;
+    }
+    const call = this.call;
+    let value: unknown;
+    try {
+      value = decodeAs(call.expect, buffer, this, this.status as number);
+    } catch (error) {
+      this.fail(error);
+      return;
+    }
+    this.settle(undefined, {
+      status: this.status as number,
+      headers: this.headers as Record<string, string | string[] | undefined>,
+      body: value,
+      // Identity bodies end in the same tick as the clock read at their end (see bodyEnd).
+      durationMs: (this.bodyDecoded ? this.owner.clock.now() : this.bodyNow) - call.startedAt,
+      attempts: this.attempt,
+    });
+  }
+
+  protected bodyFailed(error: unknown): void {
+    // A body we could not read does not change the news of an unaccepted status.
+    if (!this.accepted && !(this.source?.aborted ?? false)) this.statusFailure(undefined);
+    else this.fail(error);
+  }
+
+  protected stopBody(): void {
+    this.controller?.abort(STOPPED);
+  }
+
+  protected resumeBody(): void {
+    this.controller?.resume();
+  }
+
+  // ---- settling ------------------------------------------------------------------------------
+
+  /** The deadline, a timeout policy or the caller stopped the attempt. */
+  private aborted(): void {
+    if (this.settled) return;
+    const reason = (this.source as AbortSource).reason;
+    // Settle first: undici reports the abort back through onResponseError, which then ignores it.
+    this.fail(reason);
+    this.controller?.abort(reason as Error);
+  }
+
+  /** The error an attempt ends with when it got no usable answer (or could not read it). */
+  private fail(error: unknown): void {
+    let final: unknown;
+    const source = this.source;
+    if (source !== undefined && source.aborted) {
+      // The deadline, a timeout policy or the caller stopped the attempt: their reason (a core
+      // error) is the outcome, not the socket error undici saw as a consequence.
+      final = source.reason;
+    } else if (isBulwarkError(error)) {
+      final = error;
+    } else {
+      final = classifyTransportError(error, this, this.call.mayRetry);
+    }
+    this.settle(final);
+  }
+
+  /** A status the caller does not accept, with the excerpt of its body. */
+  private statusFailure(excerpt: string | undefined): void {
+    const o = this.owner.options;
+    const status = this.status as number;
+    const headers = this.headers as Record<string, string | string[] | undefined>;
+    const deadline = this.deadline;
+    if (
+      deadline !== undefined &&
+      o.propagateDeadline &&
+      reportsDeadlineExceeded(status, headers, excerpt)
+    ) {
+      // The callee ran out of the budget we sent: our deadline, not a failing dependency.
+      this.settle(
+        new HttpDeadlineExceededError(this, deadline.remainingMs(), o.minBudgetMs, {
+          downstream: true,
+        }),
+      );
+      return;
+    }
+    this.settle(
+      statusError(status, headers, this, this.call.mayRetry, this.owner.clock.wallNow(), excerpt),
+    );
+  }
+
+  private settle(error: unknown, response?: HttpResponse): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.bodySettled = true;
+    const onAbort = this.onAbort;
+    if (onAbort !== undefined) {
+      this.onAbort = undefined;
+      (this.source as AbortSource).removeEventListener('abort', onAbort);
+    }
+    if (response !== undefined) {
+      if (this.observed) this.durationMs = this.owner.clock.now() - this.started;
+      this.resolve(response);
+      return;
+    }
+    this.outcome = isBulwarkError(error) ? error.code : 'UNKNOWN';
+    this.retryable = isBulwarkError(error) ? error.retryable : false;
+    this.durationMs = this.owner.clock.now() - this.started;
+    this.reject(error);
+  }
+
+  /** This attempt's event (only while someone listens). */
+  private emitOutcome(): void {
+    const emitter = this.owner.emitter;
+    if (emitter.size === 0) return;
+    const status = this.status;
+    if (status !== undefined) {
+      emitter.emit({
+        type: 'http.response',
+        dependency: this.dependency,
+        method: this.method,
+        path: this.path,
+        status,
+        durationMs: this.durationMs,
+        attempt: this.attempt,
+        outcome: this.outcome,
+      });
+    } else {
+      emitter.emit({
+        type: 'http.failure',
+        dependency: this.dependency,
+        method: this.method,
+        path: this.path,
+        code: this.outcome,
+        retryable: this.retryable,
+        durationMs: this.durationMs,
+        attempt: this.attempt,
+      });
+    }
+  }
+}
+
 type Info = HttpCallInfo;
+
+function infoOf(dependency: string, call: Call, attempt: number): Info {
+  return { dependency, method: call.method, path: call.path, attempt };
+}
 
 function fields(info: Info): { dependency: string; method: string; path: string } {
   return { dependency: info.dependency, method: info.method, path: info.path };
 }
 
-function decodeAs(
-  expect: 'json' | 'text' | 'buffer' | 'none',
-  buffer: Buffer,
-  info: Info,
-  status: number,
-): unknown {
+/** The request headers plus the remaining budget, in the three headers callees read. */
+function withBudget(headers: Readonly<Headers>, leftMs: number): Headers {
+  const copy: Headers = { ...headers };
+  const ms = String(Math.floor(leftMs));
+  copy[GRPC_TIMEOUT_HEADER] = formatGrpcTimeout(leftMs);
+  copy[ENVOY_TIMEOUT_HEADER] = ms;
+  copy[BULWARK_BUDGET_HEADER] = ms;
+  return copy;
+}
+
+function decodeAs(expect: Expect, buffer: Buffer, info: Info, status: number): unknown {
   switch (expect) {
     case 'json':
       return parseJson(buffer, info, status);

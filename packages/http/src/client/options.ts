@@ -256,7 +256,7 @@ export function resolveOptions(options: HttpDependencyOptions): ResolvedOptions 
   const dispatcher = options.dispatcher;
   if (
     dispatcher !== undefined &&
-    (typeof dispatcher !== 'object' || typeof dispatcher?.request !== 'function')
+    (typeof dispatcher !== 'object' || typeof dispatcher?.dispatch !== 'function')
   ) {
     fail(
       `dispatcher must be an undici Dispatcher (Agent, Pool, MockAgent), got ${show(dispatcher)}`,
