@@ -119,3 +119,82 @@ export async function dropSchema(url, schema) {
 export function payload(i) {
   return { n: i, kind: 'bench' };
 }
+
+/**
+ * The bulwark side of a throughput scenario on any queue backend: `@bulwark/messaging`'s producer
+ * (`sendBatch`) and `consume()` at concurrency = prefetch = CONCURRENCY with a no-op handler,
+ * timed until the last handler ran and `stop()` returned (it waits for the acks). `close(queues)`
+ * runs after the backend is closed, with the queue names the run used, to remove what it created.
+ */
+export function bulwarkQueueSubject(messaging, backend, close) {
+  const producer = messaging.createProducer({ backend });
+  const used = new Set();
+  return {
+    async enqueue(queue, count, batch) {
+      used.add(queue);
+      for (let i = 0; i < count; i += batch) {
+        const n = Math.min(batch, count - i);
+        await producer.sendBatch(
+          Array.from({ length: n }, (_, j) => ({ queue, type: 'bench', payload: payload(i + j) })),
+        );
+      }
+    },
+    async process(queue, count) {
+      const tracker = completionTracker(count);
+      const consumer = messaging.consume({
+        backend,
+        queue,
+        maxAttempts: 3,
+        concurrency: CONCURRENCY,
+        prefetch: CONCURRENCY,
+        handler: message => {
+          tracker.handled(message.id);
+        },
+      });
+      try {
+        await tracker.done;
+      } finally {
+        await consumer.stop(); // waits for the running handlers' acks
+      }
+    },
+    async remaining(queue) {
+      const s = await backend.stats(queue, Date.now());
+      return s.ready + s.scheduled + s.leased;
+    },
+    async close() {
+      await backend.close?.();
+      await close?.([...used]);
+    },
+  };
+}
+
+/**
+ * One run of an enqueue-then-process scenario (`queue-redis`, `queue-rabbitmq`, `queue-nats`):
+ * a warm-up on its own queue, then N messages enqueued in batches and processed, both timed; the
+ * queue must be empty afterwards.
+ */
+export async function measureEnqueueAndProcess(subject, quick, queuePrefix = uniqueName('q')) {
+  const n = sizes(quick);
+  const q = queuePrefix;
+  try {
+    await subject.enqueue(`${q}_warm`, n.warmup, Math.min(n.warmup, n.bulkBatch));
+    await subject.process(`${q}_warm`, n.warmup);
+    globalThis.gc?.();
+
+    const enqueue = await timed(() => subject.enqueue(`${q}_a`, n.process, n.bulkBatch));
+    const proc = await timed(() => subject.process(`${q}_a`, n.process));
+    const left = await subject.remaining(`${q}_a`);
+    if (left !== 0) return { error: `${left} messages left after processing` };
+    return {
+      messages: n.process,
+      bulkBatch: n.bulkBatch,
+      concurrency: CONCURRENCY,
+      ops: {
+        enqueue: perSecond(n.process, enqueue.elapsedNs),
+        process: perSecond(n.process, proc.elapsedNs),
+      },
+    };
+  } finally {
+    await subject.close();
+  }
+}

@@ -18,14 +18,13 @@
 import process from 'node:process';
 import { runScenario } from './lib.mjs';
 import {
+  bulwarkQueueSubject,
   completionTracker,
   CONCURRENCY,
+  measureEnqueueAndProcess,
   optionalImport,
   payload,
-  perSecond,
   requireEnv,
-  sizes,
-  timed,
   uniqueName,
 } from './queue-lib.mjs';
 
@@ -76,45 +75,9 @@ async function deleteQueues(names) {
 async function openBulwark() {
   const prefix = uniqueName('bench-bulwark');
   const backend = await rabbitmq.rabbitmqQueueBackend({ url: AMQP_URL, prefix });
-  const producer = messaging.createProducer({ backend });
-  const used = new Set();
-  return {
-    async enqueue(queue, count, batch) {
-      used.add(queue);
-      for (let i = 0; i < count; i += batch) {
-        const n = Math.min(batch, count - i);
-        await producer.sendBatch(
-          Array.from({ length: n }, (_, j) => ({ queue, type: 'bench', payload: payload(i + j) })),
-        );
-      }
-    },
-    async process(queue, count) {
-      const tracker = completionTracker(count);
-      const consumer = messaging.consume({
-        backend,
-        queue,
-        maxAttempts: 3,
-        concurrency: CONCURRENCY,
-        prefetch: CONCURRENCY,
-        handler: message => {
-          tracker.handled(message.id);
-        },
-      });
-      try {
-        await tracker.done;
-      } finally {
-        await consumer.stop(); // waits for the running handlers' acks
-      }
-    },
-    async remaining(queue) {
-      const s = await backend.stats(queue, Date.now());
-      return s.ready + s.scheduled + s.leased;
-    },
-    async close() {
-      await backend.close();
-      await deleteQueues([...[...used].map(q => `${prefix}.q.${q}`), `${prefix}.dead-letters`]);
-    },
-  };
+  return bulwarkQueueSubject(messaging, backend, queues =>
+    deleteQueues([...queues.map(q => `${prefix}.q.${q}`), `${prefix}.dead-letters`]),
+  );
 }
 
 async function openBare() {
@@ -175,29 +138,6 @@ async function openBare() {
   };
 }
 
-await runScenario(import.meta, 'queue-rabbitmq', variants, async (variant, { quick }) => {
-  const n = sizes(quick);
-  const q = uniqueName('q');
-  const subject = await variant.open();
-  try {
-    await subject.enqueue(`${q}_warm`, n.warmup, Math.min(n.warmup, n.bulkBatch));
-    await subject.process(`${q}_warm`, n.warmup);
-    globalThis.gc?.();
-
-    const enqueue = await timed(() => subject.enqueue(`${q}_a`, n.process, n.bulkBatch));
-    const proc = await timed(() => subject.process(`${q}_a`, n.process));
-    const left = await subject.remaining(`${q}_a`);
-    if (left !== 0) return { error: `${left} messages left after processing` };
-    return {
-      messages: n.process,
-      bulkBatch: n.bulkBatch,
-      concurrency: CONCURRENCY,
-      ops: {
-        enqueue: perSecond(n.process, enqueue.elapsedNs),
-        process: perSecond(n.process, proc.elapsedNs),
-      },
-    };
-  } finally {
-    await subject.close();
-  }
-});
+await runScenario(import.meta, 'queue-rabbitmq', variants, async (variant, { quick }) =>
+  measureEnqueueAndProcess(await variant.open(), quick),
+);

@@ -18,14 +18,13 @@
 import process from 'node:process';
 import { runScenario } from './lib.mjs';
 import {
+  bulwarkQueueSubject,
   completionTracker,
   CONCURRENCY,
+  measureEnqueueAndProcess,
   optionalImport,
   payload,
-  perSecond,
   requireEnv,
-  sizes,
-  timed,
   uniqueName,
 } from './queue-lib.mjs';
 
@@ -86,43 +85,7 @@ async function deleteKeys(prefix) {
 async function openBulwark() {
   const prefix = uniqueName('bench-bulwark');
   const backend = await redisAdapter.redisQueueBackend({ url: REDIS_URL, prefix });
-  const producer = messaging.createProducer({ backend });
-  return {
-    async enqueue(queue, count, batch) {
-      for (let i = 0; i < count; i += batch) {
-        const n = Math.min(batch, count - i);
-        await producer.sendBatch(
-          Array.from({ length: n }, (_, j) => ({ queue, type: 'bench', payload: payload(i + j) })),
-        );
-      }
-    },
-    async process(queue, count) {
-      const tracker = completionTracker(count);
-      const consumer = messaging.consume({
-        backend,
-        queue,
-        maxAttempts: 3,
-        concurrency: CONCURRENCY,
-        prefetch: CONCURRENCY,
-        handler: message => {
-          tracker.handled(message.id);
-        },
-      });
-      try {
-        await tracker.done;
-      } finally {
-        await consumer.stop(); // waits for the running handlers' acks
-      }
-    },
-    async remaining(queue) {
-      const s = await backend.stats(queue, Date.now());
-      return s.ready + s.scheduled + s.leased;
-    },
-    async close() {
-      await backend.close?.();
-      await deleteKeys(prefix);
-    },
-  };
+  return bulwarkQueueSubject(messaging, backend, () => deleteKeys(prefix));
 }
 
 async function openBullmq() {
@@ -198,29 +161,6 @@ async function openBullmq() {
   };
 }
 
-await runScenario(import.meta, 'queue-redis', variants, async (variant, { quick }) => {
-  const n = sizes(quick);
-  const q = uniqueName('q');
-  const subject = await variant.open();
-  try {
-    await subject.enqueue(`${q}_warm`, n.warmup, Math.min(n.warmup, n.bulkBatch));
-    await subject.process(`${q}_warm`, n.warmup);
-    globalThis.gc?.();
-
-    const enqueue = await timed(() => subject.enqueue(`${q}_a`, n.process, n.bulkBatch));
-    const proc = await timed(() => subject.process(`${q}_a`, n.process));
-    const left = await subject.remaining(`${q}_a`);
-    if (left !== 0) return { error: `${left} messages left after processing` };
-    return {
-      messages: n.process,
-      bulkBatch: n.bulkBatch,
-      concurrency: CONCURRENCY,
-      ops: {
-        enqueue: perSecond(n.process, enqueue.elapsedNs),
-        process: perSecond(n.process, proc.elapsedNs),
-      },
-    };
-  } finally {
-    await subject.close();
-  }
-});
+await runScenario(import.meta, 'queue-redis', variants, async (variant, { quick }) =>
+  measureEnqueueAndProcess(await variant.open(), quick),
+);
