@@ -125,12 +125,13 @@ export function payload(i) {
  * (`sendBatch`) and `consume()` at concurrency = prefetch = CONCURRENCY with a no-op handler,
  * timed until the last handler ran and `stop()` returned (it waits for the acks). `close(queues)`
  * runs after the backend is closed, with the queue names the run used, to remove what it created.
+ * Arrow functions, so a scenario can hand them on detached (queue-pg's `bulk: subject.enqueue`).
  */
 export function bulwarkQueueSubject(messaging, backend, close) {
   const producer = messaging.createProducer({ backend });
   const used = new Set();
   return {
-    async enqueue(queue, count, batch) {
+    enqueue: async (queue, count, batch) => {
       used.add(queue);
       for (let i = 0; i < count; i += batch) {
         const n = Math.min(batch, count - i);
@@ -139,7 +140,7 @@ export function bulwarkQueueSubject(messaging, backend, close) {
         );
       }
     },
-    async process(queue, count) {
+    process: async (queue, count) => {
       const tracker = completionTracker(count);
       const consumer = messaging.consume({
         backend,
@@ -157,11 +158,11 @@ export function bulwarkQueueSubject(messaging, backend, close) {
         await consumer.stop(); // waits for the running handlers' acks
       }
     },
-    async remaining(queue) {
+    remaining: async queue => {
       const s = await backend.stats(queue, Date.now());
       return s.ready + s.scheduled + s.leased;
     },
-    async close() {
+    close: async () => {
       await backend.close?.();
       await close?.([...used]);
     },

@@ -20,6 +20,7 @@
 import process from 'node:process';
 import { runScenario } from './lib.mjs';
 import {
+  bulwarkQueueSubject,
   completionTracker,
   CONCURRENCY,
   dropSchema,
@@ -109,35 +110,17 @@ async function openBulwark(engine) {
   const backend = await postgres.postgresQueueBackend({ db, schema });
   const producer = messaging.createProducer({ backend });
   const record = (queue, i) => ({ queue, type: 'bench', payload: payload(i) });
+  // bulk / process / remaining / close as on every backend (queue-lib.mjs).
+  const common = bulwarkQueueSubject(messaging, backend, async () => {
+    await db.close();
+    if (engine === 'postgres') await dropSchema(DATABASE_URL, schema);
+  });
   return {
-    async bulk(queue, count, batch) {
-      for (let i = 0; i < count; i += batch) {
-        const n = Math.min(batch, count - i);
-        await producer.sendBatch(Array.from({ length: n }, (_, j) => record(queue, i + j)));
-      }
-    },
+    bulk: common.enqueue,
     async single(queue, count) {
       for (let i = 0; i < count; i++) await producer.send(record(queue, i));
     },
-    async process(queue, count) {
-      const tracker = completionTracker(count);
-      const consumer = messaging.consume({
-        backend,
-        queue,
-        maxAttempts: 3,
-        concurrency: CONCURRENCY,
-        prefetch: CONCURRENCY,
-        handler: message => {
-          tracker.handled(message.id);
-        },
-      });
-      try {
-        await tracker.done;
-      } finally {
-        // stop() waits for the running handlers' settlements: the acks are inside the time.
-        await consumer.stop();
-      }
-    },
+    process: common.process,
     async fetchComplete(queue, count) {
       let done = 0;
       while (done < count) {
@@ -159,15 +142,8 @@ async function openBulwark(engine) {
         done += deliveries.length;
       }
     },
-    async remaining(queue) {
-      const s = await backend.stats(queue, Date.now());
-      return s.ready + s.scheduled + s.leased;
-    },
-    async close() {
-      await backend.close?.();
-      await db.close();
-      if (engine === 'postgres') await dropSchema(DATABASE_URL, schema);
-    },
+    remaining: common.remaining,
+    close: common.close,
   };
 }
 
