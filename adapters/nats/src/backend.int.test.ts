@@ -4,7 +4,6 @@
  * dead letter stream, crash recovery of an interrupted dead-lettering, wake-ups across
  * connections. The broker owns time here, so tests poll it with a bounded timeout.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { constantBackoff } from '@bulwark/core';
@@ -16,6 +15,7 @@ import {
   type Delivery,
   type Lease,
 } from '@bulwark/messaging';
+import { runUntilKilled } from '@bulwark/testing';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { natsQueueBackend, type NatsQueueBackend } from './backend.js';
@@ -34,28 +34,17 @@ if (url !== undefined && !existsSync(dist)) {
 }
 
 /** A child process that leases one message of `queue`, prints its id and kills itself (-9). */
-function leaseAndDie(queue: string, leaseMs: number): Promise<string> {
+async function leaseAndDie(queue: string, leaseMs: number): Promise<string> {
   const script = `
     import { natsQueueBackend } from ${JSON.stringify(dist)};
     const b = await natsQueueBackend({ url: ${JSON.stringify(url)}, prefix: ${JSON.stringify(prefix)} });
     const r = await b.fetch({ queue: ${JSON.stringify(queue)}, limit: 1, leaseMs: ${leaseMs}, now: Date.now() });
     process.stdout.write('leased ' + r.deliveries[0].message.id + '\\n', () => process.kill(process.pid, 'SIGKILL'));
   `;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-    cwd: fileURLToPath(new URL('..', import.meta.url)),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-  return new Promise((resolve, reject) => {
-    child.on('exit', (_code, signal) => {
-      const id = /leased (\S+)/.exec(out)?.[1];
-      if (signal === 'SIGKILL' && id !== undefined) resolve(id);
-      else reject(new Error(`child did not lease and die: ${signal ?? ''} ${out} ${err}`));
-    });
-  });
+  const out = await runUntilKilled(script, { cwd: fileURLToPath(new URL('..', import.meta.url)) });
+  const id = /leased (\S+)/.exec(out)?.[1];
+  if (id === undefined) throw new Error(`child died without leasing: ${out}`);
+  return id;
 }
 let counter = 0;
 const newQueue = (name: string) => `${name}-${++counter}`;

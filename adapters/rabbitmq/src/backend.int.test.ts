@@ -1,5 +1,3 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import amqp from 'amqplib';
 import {
@@ -12,6 +10,7 @@ import {
   type RecoveryDecision,
 } from '@bulwark/messaging';
 import { builtCopyOf, describeQueueBackendContract } from '@bulwark/messaging/contract';
+import { runUntilKilled } from '@bulwark/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rabbitmqQueueBackend, type RabbitmqQueueBackend } from './backend.js';
 
@@ -32,7 +31,7 @@ const builtBackend = () =>
  * A child process leases one message of `queue` and SIGKILLs itself once it has said which:
  * resolves `[id, attempt]`. Run `npx tsc -b` first.
  */
-function leaseAndDie(queue: string): Promise<[string, number]> {
+async function leaseAndDie(queue: string): Promise<[string, number]> {
   const script = `
     const { rabbitmqQueueBackend } = await import(${JSON.stringify(builtBackend())});
     const b = await rabbitmqQueueBackend({ url: ${JSON.stringify(url)}, prefix: ${JSON.stringify(prefix)} });
@@ -42,21 +41,10 @@ function leaseAndDie(queue: string): Promise<[string, number]> {
       process.kill(process.pid, 'SIGKILL'),
     );
   `;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-  return new Promise((resolve, reject) => {
-    child.on('exit', (_code, signal) => {
-      const leased = /leased (.+)/.exec(out)?.[1];
-      if (signal === 'SIGKILL' && leased !== undefined)
-        resolve(JSON.parse(leased) as [string, number]);
-      else reject(new Error(`child did not lease and die: ${signal ?? ''} ${out} ${err}`));
-    });
-  });
+  const out = await runUntilKilled(script);
+  const leased = /leased (.+)/.exec(out)?.[1];
+  if (leased === undefined) throw new Error(`child died without leasing: ${out}`);
+  return JSON.parse(leased) as [string, number];
 }
 
 /** Polls a broker-side condition (the broker owns time here) with a bounded wait. */
@@ -171,21 +159,15 @@ describe.skipIf(url === undefined)('rabbitmq queue backend', () => {
       const now = Date.now();
       const { deliveries } = await b.fetch({ queue: ${JSON.stringify(queue)}, limit: 3, leaseMs: 60000, now });
       await b.settle(deliveries[0].lease, { kind: 'ack' }, now);
-      console.log(JSON.stringify(deliveries.map(d => [d.message.id, d.message.attempt])));
-      setInterval(() => undefined, 1000);
+      const held = JSON.stringify(deliveries.map(d => [d.message.id, d.message.attempt]));
+      process.stdout.write(held + '\\n', () => process.kill(process.pid, 'SIGKILL'));
     `;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const [line] = (await once(child.stdout, 'data')) as [Buffer];
-    const held = JSON.parse(line.toString()) as [string, number][];
+    const held = JSON.parse(await runUntilKilled(script)) as [string, number][];
     expect(held.map(([id, attempt]) => [ids.indexOf(id), attempt])).toEqual([
       [0, 1],
       [1, 1],
       [2, 1],
     ]);
-    child.kill('SIGKILL');
-    await once(child, 'exit');
     const decided: number[][] = [];
     const decide = (expired: ExpiredLease) => {
       decided.push([ids.indexOf(expired.message.id), expired.message.attempt]);
