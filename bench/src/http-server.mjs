@@ -10,13 +10,13 @@ import { Pool } from 'undici';
 import { runScenario } from './lib.mjs';
 import {
   BODY,
-  collect,
   CONCURRENCY,
   CONNECTIONS,
   drive,
   phases,
   startTarget,
   summarise,
+  warmUp,
 } from './http-lib.mjs';
 
 let fastifyEntry;
@@ -67,8 +67,7 @@ await runScenario(import.meta, 'http-server', variants, async (variant, { quick 
     return res.statusCode === 200 && body?.id === BODY.id;
   };
   try {
-    await drive(send, { concurrency: CONCURRENCY, count: warmup });
-    collect();
+    const warmed = await warmUp(send, warmup);
     const serverCpu0 = await target.cpuUs();
     const run = await drive(send, { concurrency: CONCURRENCY, count: timed });
     const serverCpuUs = (await target.cpuUs()) - serverCpu0;
@@ -77,7 +76,7 @@ await runScenario(import.meta, 'http-server', variants, async (variant, { quick 
         error: `${run.failures} of ${timed} requests failed (${run.firstFailure ?? 'status not 200 or wrong body: shed?'})`,
       };
     }
-    return summarise(run, { warmup, serverCpuUsPerRequest: serverCpuUs / timed, connects });
+    return summarise(run, { warmup: warmed, serverCpuUsPerRequest: serverCpuUs / timed, connects });
   } finally {
     await pool.close();
     await target.close();
