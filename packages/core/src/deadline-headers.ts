@@ -28,23 +28,25 @@ export function parseGrpcTimeout(value: string): number | undefined {
   return unit === undefined ? undefined : Number(match[1]) * unit;
 }
 
+/** The coarser `grpc-timeout` units, finest first (microseconds are handled before them). */
+const GRPC_COARSE_UNITS: ReadonlyArray<readonly [string, number]> = [
+  ['m', 1],
+  ['S', 1_000],
+  ['M', 60_000],
+  ['H', 3_600_000],
+];
+
 /**
  * Formats milliseconds as a `grpc-timeout` value, choosing the finest unit that fits in 8 digits
  * and rounding down, so the callee never believes it has more time than the caller does.
  */
 export function formatGrpcTimeout(ms: number): string {
   const safe = ms > 0 ? ms : 0;
-  const candidates: Array<[string, number]> = [
-    ['m', 1],
-    ['S', 1_000],
-    ['M', 60_000],
-    ['H', 3_600_000],
-  ];
   if (safe < 100_000) {
     const micros = Math.floor(safe * 1000);
     if (micros < 100_000_000) return `${micros}u`;
   }
-  for (const [unit, size] of candidates) {
+  for (const [unit, size] of GRPC_COARSE_UNITS) {
     const amount = Math.floor(safe / size);
     if (amount < 100_000_000) return `${amount}${unit}`;
   }
