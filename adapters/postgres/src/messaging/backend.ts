@@ -4,6 +4,7 @@
  * and a lease token checked on every settlement (fencing); dead letters and the audit log in
  * tables beside it. All in one schema, created by `migrate`.
  */
+import { randomUUID } from 'node:crypto';
 import { InvalidOptionsError, type Disposable } from '@bulwark/core';
 import type {
   AuditEntry,
@@ -59,6 +60,12 @@ interface MessageRow {
   lease_expires_at: number;
   seq?: number;
 }
+
+/** A row as a fetch returns it (sql.ts FETCHED). */
+type FetchedRow = Pick<
+  MessageRow,
+  'id' | 'type' | 'payload' | 'headers' | 'idempotency_key' | 'attempts' | 'first_seen_at'
+> & { seq: number };
 
 interface DeadRow {
   id: string;
@@ -137,18 +144,24 @@ export class PostgresQueueBackend implements QueueBackend {
 
   async fetch(request: FetchRequest): Promise<FetchResult> {
     const { queue, limit, leaseMs, now } = request;
-    const { rows } = await this.db.query<MessageRow & { seq: number }>(this.sql.fetch, [
+    // One fresh token for every message this fetch leases: a lease is fenced by (id, token), and a
+    // message leased again later gets that later fetch's token, so a stale holder still cannot
+    // settle it. Known here, it need not be read back (nor need the times, computed the same way).
+    const token = randomUUID();
+    const leaseExpiresAt = now + leaseMs;
+    const { rows } = await this.db.query<FetchedRow>(this.sql.fetch, [
       queue,
       now,
       limit,
       leaseMs,
+      token,
     ]);
     // UPDATE ... RETURNING has no order: restore the fetch order.
     rows.sort((a, b) => a.seq - b.seq);
     const deliveries: Delivery[] = rows.map(row => ({
-      message: toMessage(row),
-      lease: { id: row.id, token: row.lease_token },
-      leaseExpiresAt: row.lease_expires_at,
+      message: toMessage(row, queue),
+      lease: { id: row.id, token },
+      leaseExpiresAt,
     }));
     if (deliveries.length >= limit) return { deliveries };
     const next = await this.db.query<{ at: number | null }>(this.sql.nextAvailable, [queue, now]);
@@ -236,7 +249,7 @@ export class PostgresQueueBackend implements QueueBackend {
       let count = 0;
       for (const row of rows) {
         const decision = decide({
-          message: toMessage(row),
+          message: toMessage(row, row.queue),
           leasedAt: row.leased_at,
           leaseExpiresAt: row.lease_expires_at,
         });
@@ -375,10 +388,10 @@ export class PostgresQueueBackend implements QueueBackend {
   }
 }
 
-function toMessage(row: MessageRow): Message {
+function toMessage(row: Omit<FetchedRow, 'seq'>, queue: string): Message {
   const base = {
     id: row.id,
-    queue: row.queue,
+    queue,
     type: row.type,
     payload: row.payload,
     headers: row.headers,
