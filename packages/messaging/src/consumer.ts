@@ -22,6 +22,7 @@ import {
   type Backoff,
   type Clock,
   type Disposable,
+  type ExecutionContext,
   type Random,
   type Subscribe,
   type TimeoutPolicy,
@@ -160,6 +161,22 @@ interface Held {
   readonly controller: AbortController;
   lost: boolean;
   started: boolean;
+}
+
+/**
+ * What a handler gets. Its `signal` is made when first read: a handler that never reads it (most
+ * handlers without I/O of their own) costs no AbortController, which core makes per execution
+ * on `context.signal`: processing 10,000 messages on PGlite made 20,000 AbortControllers with the
+ * signal read up front, 10,000 with it read on demand (the other is each held message's own).
+ */
+class LazyHandlerContext implements HandlerContext {
+  readonly #execution: ExecutionContext;
+  constructor(execution: ExecutionContext) {
+    this.#execution = execution;
+  }
+  get signal(): AbortSignal {
+    return this.#execution.signal;
+  }
 }
 
 /** No deadline, no request: the context a consumer's own work runs in. */
@@ -516,7 +533,7 @@ class QueueConsumer implements Consumer {
         // would be cancelled when the response was sent.
         context =>
           runWithContext({ deadline: context.deadline, requestId: undefined }, () =>
-            this.handler(message, { signal: context.signal }),
+            this.handler(message, new LazyHandlerContext(context)),
           ),
         { signal: entry.controller.signal },
       );
