@@ -9,7 +9,7 @@ describe('rabbitmqQueueBackend options', () => {
       url: 'amqp://localhost',
       prefix: 'bulwark',
       dedupIds: 100_000,
-      fetchChannels: 4,
+      fetchChannels: 16,
     });
   });
 
