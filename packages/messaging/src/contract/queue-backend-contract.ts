@@ -523,6 +523,10 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
           handlerTimeoutMs: 10_000,
           handler,
         });
+        // The second consumer starts once the first holds the message: started together, the two
+        // fetches race on a server backend (PostgreSQL runs them on two connections) and the
+        // second could lease it first, which is not what this test is about.
+        await h.run(0, () => seen.length > 0);
         const other = recorder(() => undefined);
         h.consume({ queue, maxAttempts: 3, leaseMs: 1_000, handler: other.handler });
         await h.run(5_000, () => finished);
