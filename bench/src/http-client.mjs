@@ -35,19 +35,22 @@ const requiresHttp = () =>
 const expected = body => body !== null && typeof body === 'object' && body.id === BODY.id;
 
 /**
- * The Pool options `httpDependency` gives its own Pool by default (connections, connect timeout
- * 1 s, first byte 2 s, body 5 s, keep-alive 4 s): the issue compares the client with raw undici
- * "on the same keep-alive pool". They are not free in undici itself: a first-byte timeout that
- * differs from the body timeout makes each connection's parser replace its timer twice per request
- * instead of refreshing it, and those timers outlive a scavenge.
+ * The Pool options `httpDependency` gives its own Pool by default, read from its exported
+ * defaults: the issue compares the client with raw undici "on the same keep-alive pool". They are
+ * not free in undici itself: a first-byte timeout that differs from the body timeout makes each
+ * connection's parser replace its timer twice per request instead of refreshing it, and undici
+ * keeps a cleared timer until its next timer tick.
  */
-const SAME_POOL = {
-  connections: CONNECTIONS,
-  connect: { timeout: 1_000 },
-  headersTimeout: 2_000,
-  bodyTimeout: 5_000,
-  keepAliveTimeout: 4_000,
-};
+function samePool() {
+  const d = http.HTTP_DEPENDENCY_DEFAULTS;
+  return {
+    connections: d.connections,
+    connect: { timeout: d.connectTimeoutMs },
+    headersTimeout: d.firstByteTimeoutMs,
+    bodyTimeout: d.bodyTimeoutMs,
+    keepAliveTimeout: d.keepAliveTimeoutMs,
+  };
+}
 
 /** Raw undici: `Pool.request` and `body.json()`. */
 function rawUndici(url, options) {
@@ -67,7 +70,8 @@ const variants = {
     label: `raw undici Pool.request + body.json(), the Pool options of httpDependency's own Pool`,
     lib: 'undici',
     role: 'baseline',
-    make: url => rawUndici(url, SAME_POOL),
+    requires: requiresHttp,
+    make: url => rawUndici(url, samePool()),
   },
   'undici-default-pool': {
     label: `raw undici Pool({ connections: ${CONNECTIONS} }) with undici's own timeouts (300 s)`,

@@ -27,6 +27,18 @@ export function requireEnv(name, example) {
 }
 
 /**
+ * The `requires` of a broker scenario's bulwark variant: the broker's URL set, `@bulwark/messaging`
+ * and the adapter built (its factory `factory` exported).
+ */
+export function requiresBulwarkAdapter(requiresUrl, messaging, adapter, factory, packageName) {
+  return () =>
+    requiresUrl() ??
+    (typeof adapter?.[factory] === 'function' && typeof messaging?.consume === 'function'
+      ? undefined
+      : `${packageName} is not built or has no ${factory} (npx tsc -b)`);
+}
+
+/**
  * A lower-case identifier no other run uses (schema names, queue names, key prefixes): the
  * process id and the time, so runs in parallel or one after the other never meet.
  */

@@ -25,6 +25,7 @@ import {
   optionalImport,
   payload,
   requireEnv,
+  requiresBulwarkAdapter,
   uniqueName,
 } from './queue-lib.mjs';
 
@@ -41,12 +42,13 @@ const variants = {
     label: '@bulwark/nats queue backend, producer + consume()',
     lib: '@bulwark/nats',
     role: 'subject',
-    requires: () =>
-      requiresUrl() ??
-      (typeof natsAdapter?.natsQueueBackend === 'function' &&
-      typeof messaging?.consume === 'function'
-        ? undefined
-        : '@bulwark/nats is not built (npx tsc -b)'),
+    requires: requiresBulwarkAdapter(
+      requiresUrl,
+      messaging,
+      natsAdapter,
+      'natsQueueBackend',
+      '@bulwark/nats',
+    ),
     open: openBulwark,
   },
   bare: {

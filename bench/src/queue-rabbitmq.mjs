@@ -25,6 +25,7 @@ import {
   optionalImport,
   payload,
   requireEnv,
+  requiresBulwarkAdapter,
   uniqueName,
 } from './queue-lib.mjs';
 
@@ -40,12 +41,13 @@ const variants = {
     label: '@bulwark/rabbitmq queue backend, producer + consume()',
     lib: '@bulwark/rabbitmq',
     role: 'subject',
-    requires: () =>
-      requiresUrl() ??
-      (typeof rabbitmq?.rabbitmqQueueBackend === 'function' &&
-      typeof messaging?.consume === 'function'
-        ? undefined
-        : '@bulwark/rabbitmq is not built (npx tsc -b)'),
+    requires: requiresBulwarkAdapter(
+      requiresUrl,
+      messaging,
+      rabbitmq,
+      'rabbitmqQueueBackend',
+      '@bulwark/rabbitmq',
+    ),
     open: openBulwark,
   },
   bare: {

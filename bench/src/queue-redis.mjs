@@ -25,6 +25,7 @@ import {
   optionalImport,
   payload,
   requireEnv,
+  requiresBulwarkAdapter,
   uniqueName,
 } from './queue-lib.mjs';
 
@@ -41,12 +42,13 @@ const variants = {
     label: '@bulwark/redis queue backend, producer + consume()',
     lib: '@bulwark/redis',
     role: 'subject',
-    requires: () =>
-      requiresUrl() ??
-      (typeof redisAdapter?.redisQueueBackend === 'function' &&
-      typeof messaging?.consume === 'function'
-        ? undefined
-        : '@bulwark/redis does not export redisQueueBackend yet (or is not built)'),
+    requires: requiresBulwarkAdapter(
+      requiresUrl,
+      messaging,
+      redisAdapter,
+      'redisQueueBackend',
+      '@bulwark/redis',
+    ),
     open: openBulwark,
   },
   bullmq: {
