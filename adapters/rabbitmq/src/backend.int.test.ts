@@ -1,5 +1,4 @@
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import amqp from 'amqplib';
 import {
   consume,
   createProducer,
@@ -13,6 +12,7 @@ import { builtCopyOf, describeQueueBackendContract } from '@bulwark/messaging/co
 import { runUntilKilled } from '@bulwark/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rabbitmqQueueBackend, type RabbitmqQueueBackend } from './backend.js';
+import { deleteQueues } from './test-queues.js';
 
 const url = process.env.AMQP_URL;
 if (url === undefined) {
@@ -74,17 +74,7 @@ describe.skipIf(url === undefined)('rabbitmq queue backend', () => {
     const names = new Set(opened.flatMap(b => b.declaredQueues()));
     for (const b of opened) await b.close();
     if (url === undefined) return;
-    const connection = await amqp.connect(url);
-    try {
-      for (const name of names) {
-        const channel = await connection.createChannel();
-        channel.on('error', () => undefined);
-        await channel.deleteQueue(name).catch(() => undefined);
-        await channel.close().catch(() => undefined);
-      }
-    } finally {
-      await connection.close();
-    }
+    await deleteQueues(url, names);
   }, 60_000);
 
   describeQueueBackendContract('rabbitmq', () => ({ backend, timing: 'broker' }));

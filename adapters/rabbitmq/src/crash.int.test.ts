@@ -3,11 +3,11 @@
 // with its history, then a replay that drains the DLQ. Workers import the built copy of
 // crash-worker.ts: run `npx tsc -b` first.
 import { fileURLToPath } from 'node:url';
-import amqp from 'amqplib';
 import { builtCopyOf, describeCrashScenario } from '@bulwark/messaging/contract';
 import { openDatabase } from '@bulwark/postgres';
 import { describe } from 'vitest';
 import { openCrashSubject } from './crash-worker.js';
+import { deleteQueues } from './test-queues.js';
 import { delayBucketMs, topology } from './topology.js';
 
 const url = process.env.AMQP_URL;
@@ -40,18 +40,11 @@ function delayBuckets(queue: string): string[] {
 async function cleanup(): Promise<void> {
   const names = topology(prefix);
   const queue = `${runId}.q`;
-  const connection = await amqp.connect(url!);
-  try {
-    const all = [names.workQueue(queue), names.deadLetterStream, ...delayBuckets(queue)];
-    for (const name of all) {
-      const channel = await connection.createChannel();
-      channel.on('error', () => undefined);
-      await channel.deleteQueue(name).catch(() => undefined);
-      await channel.close().catch(() => undefined);
-    }
-  } finally {
-    await connection.close();
-  }
+  await deleteQueues(url!, [
+    names.workQueue(queue),
+    names.deadLetterStream,
+    ...delayBuckets(queue),
+  ]);
   const db = await openDatabase({ url: databaseUrl! });
   try {
     await db.exec(`drop schema if exists ${schema} cascade`);
