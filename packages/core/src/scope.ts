@@ -1,7 +1,9 @@
 /**
- * A cancellation scope: the cheap, internal half of an AbortSignal. Policies link scopes to one
+ * A cancellation scope: the cheap half of an AbortController. Policies link scopes to one
  * another with plain callbacks; a real AbortController is created only when someone reads
  * `signal`, because creating and aborting one costs microseconds on Node 20 (research §9.2).
+ * Public so that a caller that makes one canceller per call (a queue consumer, per message) can
+ * pass it as `execute`'s `signal` instead of an AbortController's signal.
  */
 
 export interface AbortListener {

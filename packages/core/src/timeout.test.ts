@@ -8,6 +8,7 @@ import {
   TimeoutError,
 } from './errors.js';
 import { pipeline } from './pipeline.js';
+import { Scope } from './scope.js';
 import { faultInjection } from './fault-injection.js';
 import { timeout, type TimeoutEvent } from './timeout.js';
 
@@ -121,6 +122,31 @@ describe('timeout', () => {
     controller.abort(new Error('client went away'));
     await expect(result).rejects.toSatisfy(isCancelledError);
     expect(work.context?.signal.aborted).toBe(true);
+  });
+
+  it('takes a core Scope as the caller signal: CancelledError with the reason as cause, unlinked once settled', async () => {
+    const clock = new TestClock();
+    const policy = timeout({ timeoutMs: 100, clock });
+    const cancel = new Scope();
+    const work = controllableWork<number>();
+    const result = policy.execute(work.work, { signal: cancel });
+    const reason = new Error('lease lost');
+    cancel.abort(reason);
+    const error: unknown = await result.catch((e: unknown) => e);
+    expect(isCancelledError(error)).toBe(true);
+    expect((error as Error).cause).toBe(reason);
+    expect(work.context?.signal.aborted).toBe(true);
+
+    // Settled calls leave nothing registered on the scope; an aborted scope refuses new calls.
+    const kept = new Scope();
+    await expect(policy.execute(() => 1, { signal: kept })).resolves.toBe(1);
+    await expect(policy.execute(async () => 2, { signal: kept })).resolves.toBe(2);
+    expect((kept as unknown as { listeners?: Set<unknown> }).listeners?.size ?? 0).toBe(0);
+    let ran = false;
+    await expect(policy.execute(() => (ran = true), { signal: cancel })).rejects.toSatisfy(
+      isCancelledError,
+    );
+    expect(ran).toBe(false);
   });
 
   it('nests: the inner (shorter) timeout fires first, the outer bounds retries of it', async () => {

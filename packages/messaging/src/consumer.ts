@@ -19,6 +19,7 @@ import {
   systemRandom,
   timeout,
   InvalidOptionsError,
+  Scope,
   type Backoff,
   type Clock,
   type Disposable,
@@ -158,7 +159,8 @@ export interface Consumer {
 
 interface Held {
   readonly delivery: Delivery;
-  readonly controller: AbortController;
+  /** Aborts the handler (lease lost, consumer stopping): a core Scope, not an AbortController. */
+  readonly cancel: Scope;
   lost: boolean;
   started: boolean;
 }
@@ -166,7 +168,7 @@ interface Held {
 /**
  * What a handler gets. Its `signal` is made when first read: a handler that never reads it (most
  * handlers without I/O of their own) costs no AbortController, which core makes per execution
- * on `context.signal` (each held message still has one of its own, for the consumer to abort).
+ * on `context.signal`.
  */
 class LazyHandlerContext implements HandlerContext {
   readonly #execution: ExecutionContext;
@@ -369,7 +371,7 @@ class QueueConsumer implements Consumer {
     await this.handBack(buffered.map(entry => entry.delivery));
     if (options.abort === true) {
       for (const entry of this.heldLeases.values()) {
-        entry.controller.abort(new MessagingError('LEASE_LOST', 'the consumer is stopping'));
+        entry.cancel.abort(new MessagingError('LEASE_LOST', 'the consumer is stopping'));
       }
     }
     await this.drained();
@@ -496,7 +498,7 @@ class QueueConsumer implements Consumer {
     }
     const entry: Held = {
       delivery,
-      controller: new AbortController(),
+      cancel: new Scope(),
       lost: false,
       started: false,
     };
@@ -534,7 +536,7 @@ class QueueConsumer implements Consumer {
           runWithContext({ deadline: context.deadline, requestId: undefined }, () =>
             this.handler(message, new LazyHandlerContext(context)),
           ),
-        { signal: entry.controller.signal },
+        { signal: entry.cancel },
       );
       if (result === undefined) outcome = ack();
       else if (isOutcome(result)) outcome = result;
@@ -676,7 +678,7 @@ class QueueConsumer implements Consumer {
         if (held.has(entry.delivery.lease.id) || entry.lost) continue;
         if (!this.heldLeases.has(entry.delivery.lease.id)) continue; // settled meanwhile
         entry.lost = true;
-        entry.controller.abort(
+        entry.cancel.abort(
           new MessagingError('LEASE_LOST', `lost the lease on message ${entry.delivery.lease.id}`),
         );
         this.emit({ type: 'lease.lost', message: entry.delivery.message });
