@@ -138,6 +138,64 @@ describe.skipIf(url === undefined)('rabbitmq queue backend', () => {
     ]);
   });
 
+  it('pushes to a subscribed consumer: out-of-order acks ack only what was settled, and unsubscribing hands back the waiting deliveries unspent', async () => {
+    const queue = queueName('push');
+    const pusher = await open();
+    const ids = await createProducer({ backend: pusher }).sendBatch(
+      Array.from({ length: 12 }, (_, i) => ({ queue, type: 't', payload: i })),
+    );
+    let arrived: () => void = () => undefined;
+    const subscription = await pusher.subscribe(queue, () => arrived());
+    // The first fetch while subscribed starts the consume, its limit (6) as the broker's window.
+    const got: Delivery[] = [];
+    await eventually(
+      async () => {
+        const r = await pusher.fetch({
+          queue,
+          limit: 6 - got.length,
+          leaseMs: 60_000,
+          now: Date.now(),
+        });
+        got.push(...r.deliveries);
+        return got.length;
+      },
+      n => n === 6,
+    );
+    expect(got.map(d => d.message.id)).toEqual(ids.slice(0, 6));
+    expect(got.map(d => d.message.attempt)).toEqual([1, 1, 1, 1, 1, 1]);
+
+    // Acks of 0, 2 and 3 in one tick (1 stays unsettled): the broker pushes 3 more, which wait.
+    const more = new Promise<void>(resolve => (arrived = resolve));
+    const settle = (i: number) => pusher.settle(got[i]!.lease, { kind: 'ack' }, Date.now());
+    expect(await Promise.all([settle(0), settle(2), settle(3)])).toEqual([true, true, true]);
+    await more;
+    subscription.dispose(); // cancels the consume; the waiting ones are handed back
+    expect(await Promise.all([settle(4), settle(5)])).toEqual([true, true]);
+    await pusher.close(); // what kill -9 looks like for the unsettled one (1)
+
+    // Another backend (not subscribed: basic.get) sees 6..11 as first attempts, and 1 as lost.
+    const delivered: Delivery[] = [];
+    await eventually(
+      async () => {
+        const r = await backend.fetch({ queue, limit: 12, leaseMs: 60_000, now: Date.now() });
+        delivered.push(...r.deliveries);
+        return (await backend.stats(queue, Date.now())).leased;
+      },
+      leased => leased === 7, // 6 delivered + 1 held as expired
+    );
+    expect(delivered.map(d => d.message.id).sort()).toEqual(ids.slice(6).sort());
+    expect(delivered.every(d => d.message.attempt === 1)).toBe(true);
+    const decided: ExpiredLease[] = [];
+    await backend.recoverExpiredLeases({
+      queue,
+      now: Date.now(),
+      limit: 10,
+      decide: expired => (decided.push(expired), retryLost(expired)),
+    });
+    expect(decided.map(e => [e.message.id, e.message.attempt])).toEqual([[ids[1], 1]]);
+    for (const d of delivered) await backend.settle(d.lease, { kind: 'ack' }, Date.now());
+  });
+
   it('kill -9 of a process holding leases: the broker returns them, recovery retries them', async () => {
     const queue = queueName('kill');
     const ids = await createProducer({ backend }).sendBatch(

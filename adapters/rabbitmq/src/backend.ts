@@ -3,8 +3,9 @@
  * dead-letter back to the work queue), publisher confirms on every publish, and a stream as the
  * dead letter store (dead-letter-stream.ts).
  *
- * Leases: a fetch is a `basic.get` without auto-ack on this backend's lease channel, so a leased
- * message is an unacked delivery. The lease itself (token, expiry by the caller's `now`) lives
+ * Leases: a leased message is an unacked delivery, pushed by the queue's `basic.consume` while a
+ * consumer of this backend runs on the queue (push-consumer.ts), else taken by a `basic.get`
+ * without auto-ack on one of this backend's lease channels. The lease itself (token, expiry by the caller's `now`) lives
  * here; settling re-publishes (retry, defer: with the new attempt count and history) or appends
  * to the dead letter stream, then acks. If this process dies, its channel closes and the broker
  * puts the message back with `x-delivery-count` raised: the attempt it was on was spent and ended
@@ -16,7 +17,9 @@ import amqp, {
   type Channel,
   type ChannelModel,
   type ConfirmChannel,
+  type ConsumeMessage,
   type GetMessage,
+  type Message,
 } from 'amqplib';
 import type { Disposable } from '@bulwark/core';
 import {
@@ -53,6 +56,7 @@ import {
   type RabbitmqQueueBackendOptions,
   type ResolvedOptions,
 } from './options.js';
+import { PushConsumer } from './push-consumer.js';
 import {
   DELAY_BUCKET_IDLE_MS,
   delayBucketMs,
@@ -65,8 +69,10 @@ import {
 interface HeldLease {
   readonly queue: string;
   readonly token: string;
-  readonly delivery: GetMessage;
+  readonly delivery: Message;
   readonly channel: Channel;
+  /** Set when the delivery was pushed by the queue's consume (not fetched by `basic.get`). */
+  readonly push: PushConsumer | undefined;
   /** With the history records of earlier crash returns added (see `lease`). */
   readonly envelope: Envelope;
   readonly attempt: number;
@@ -139,6 +145,12 @@ class RabbitmqBackend implements RabbitmqQueueBackend {
   /** Queue -> due times of messages this backend scheduled, epoch ms. */
   private readonly due = new Map<string, number[]>();
   private readonly listeners = new Map<string, Set<() => void>>();
+  /** Queue -> running consumers of this backend on it (subscriptions not disposed). */
+  private readonly subscribers = new Map<string, number>();
+  /** Queue -> its consume (push-consumer.ts), opened by the first fetch while subscribed. */
+  private readonly pushes = new Map<string, Promise<PushConsumer>>();
+  /** Hand-backs of stopped consumes in progress (close waits for them). */
+  private readonly handingBack = new Set<Promise<void>>();
   private publisher: Promise<ConfirmChannel> | undefined;
   /** Channels that `basic.get` and hold leases; a fetch asks on all of them at once. */
   private readonly leaseChannels: (Promise<Channel> | undefined)[];
@@ -210,8 +222,7 @@ class RabbitmqBackend implements RabbitmqQueueBackend {
         () => this.connection.createChannel(),
         closed => {
           this.leaseChannels[index] = undefined;
-          // Its unacked deliveries go back to their queues: these leases are gone.
-          for (const [id, held] of this.leases) if (held.channel === closed) this.leases.delete(id);
+          this.forgetLeasesOn(closed);
         },
       ).catch((error: unknown) => {
         this.leaseChannels[index] = undefined;
@@ -220,6 +231,36 @@ class RabbitmqBackend implements RabbitmqQueueBackend {
       this.leaseChannels[index] = channel;
     }
     return channel;
+  }
+
+  /** A channel's unacked deliveries go back to their queues when it closes: its leases are gone. */
+  private forgetLeasesOn(closed: Channel): void {
+    for (const [id, held] of this.leases) if (held.channel === closed) this.leases.delete(id);
+  }
+
+  /** The queue's consume, on its own channel (opened on first use, again after it closed). */
+  private pushConsumer(queue: string): Promise<PushConsumer> {
+    this.alive();
+    let push = this.pushes.get(queue);
+    if (push === undefined) {
+      let opened: PushConsumer | undefined;
+      push = this.channel(
+        () => this.connection.createChannel(),
+        closed => {
+          if (this.pushes.get(queue) === push) this.pushes.delete(queue);
+          opened?.reset();
+          this.forgetLeasesOn(closed);
+        },
+      ).then(
+        channel => (opened = new PushConsumer(channel, () => this.wake(queue))),
+        (error: unknown) => {
+          this.pushes.delete(queue);
+          throw backendError('could not open a channel', error);
+        },
+      );
+      this.pushes.set(queue, push);
+    }
+    return push;
   }
 
   private adminChannel(): Promise<Channel> {
@@ -364,6 +405,19 @@ class RabbitmqBackend implements RabbitmqQueueBackend {
     checkQueueName(request.queue);
     const name = await this.ensureWorkQueue(request.queue);
     const deliveries: Delivery[] = [];
+    if ((this.subscribers.get(request.queue) ?? 0) > 0) {
+      const push = await this.pushConsumer(request.queue);
+      if (!push.running) await push.start(name, request.limit);
+      for (const message of push.take(request.limit)) {
+        const delivery = await this.leasePushed(request, push, message);
+        if (delivery !== undefined) deliveries.push(delivery);
+      }
+      // Room left in the consume's window: the broker pushes what the queue has (and wakes the
+      // consumer); only when other consumers of this backend fill the window does basic.get help.
+      if (deliveries.length > 0 || (push.running && push.unacked < push.window)) {
+        return this.fetched(request, deliveries);
+      }
+    }
     let drained = false;
     while (!drained && deliveries.length < request.limit) {
       // One basic.get per channel at once (a channel answers one at a time).
@@ -376,15 +430,36 @@ class RabbitmqBackend implements RabbitmqQueueBackend {
       drained = got.length < want;
       got.sort((a, b) => comparePublished(a.envelope, b.envelope));
       for (const { channel, message, envelope } of got) {
-        const delivery = this.lease(request, channel, message, envelope);
+        const delivery = this.lease(request, channel, message, envelope, undefined);
         if (delivery !== undefined) deliveries.push(delivery);
       }
       // What the other channels got is leased and returned; the failure shows on the next fetch.
       if (failed !== undefined && deliveries.length === 0) throw failed.reason;
     }
+    return this.fetched(request, deliveries);
+  }
+
+  private fetched(request: FetchRequest, deliveries: Delivery[]): FetchResult {
     if (deliveries.length === request.limit) return { deliveries };
     const next = this.nextDue(request.queue, request.now);
     return next === undefined ? { deliveries } : { deliveries, nextAvailableAt: next };
+  }
+
+  /** Leases a pushed delivery; one that is not a Bulwark envelope becomes a dead letter. */
+  private async leasePushed(
+    request: FetchRequest,
+    push: PushConsumer,
+    message: ConsumeMessage,
+  ): Promise<Delivery | undefined> {
+    let envelope: Envelope;
+    try {
+      envelope = decodeEnvelope(message.content);
+    } catch (error) {
+      await this.deadForeign(request.queue, message, request.now, error);
+      void this.ack(push.channel, message, push);
+      return undefined;
+    }
+    return this.lease(request, push.channel, message, envelope, push);
   }
 
   /** One `basic.get`; a message that is not a Bulwark envelope becomes a dead letter. */
@@ -405,7 +480,7 @@ class RabbitmqBackend implements RabbitmqQueueBackend {
       return { channel, message, envelope: decodeEnvelope(message.content) };
     } catch (error) {
       await this.deadForeign(request.queue, message, request.now, error);
-      channel.ack(message);
+      void this.ack(channel, message, undefined);
       return undefined;
     }
   }
@@ -421,12 +496,13 @@ class RabbitmqBackend implements RabbitmqQueueBackend {
   private lease(
     request: FetchRequest,
     channel: Channel,
-    got: GetMessage,
+    got: Message,
     envelope: Envelope,
+    push: PushConsumer | undefined,
   ): Delivery | undefined {
     if (this.leases.has(envelope.id)) {
       // A second copy of a message this backend holds (a re-publish it could not detect).
-      channel.ack(got);
+      void this.ack(channel, got, push);
       return undefined;
     }
     const returned = Number(got.properties.headers?.['x-delivery-count'] ?? 0) || 0;
@@ -452,6 +528,7 @@ class RabbitmqBackend implements RabbitmqQueueBackend {
         token,
         delivery: got,
         channel,
+        push,
         envelope: returned === 1 ? envelope : { ...envelope, history },
         attempt: envelope.spent + returned,
         leasedAt: request.now,
@@ -465,6 +542,7 @@ class RabbitmqBackend implements RabbitmqQueueBackend {
       token,
       delivery: got,
       channel,
+      push,
       envelope,
       attempt,
       leasedAt: request.now,
@@ -481,7 +559,7 @@ class RabbitmqBackend implements RabbitmqQueueBackend {
   /** A message that is not ours cannot be delivered: keep it as a dead letter rather than drop it. */
   private async deadForeign(
     queue: string,
-    got: GetMessage,
+    got: Message,
     now: number,
     error: unknown,
   ): Promise<void> {
@@ -618,7 +696,7 @@ class RabbitmqBackend implements RabbitmqQueueBackend {
         break;
       }
     }
-    await this.ack(held.channel, held.delivery);
+    await this.ack(held.channel, held.delivery, held.push);
   }
 
   /**
@@ -627,14 +705,17 @@ class RabbitmqBackend implements RabbitmqQueueBackend {
    * lost — the message redelivered as a spent attempt although `settle` said it was done. The
    * broker handles a channel's frames in order, so the reply means the ack was handled.
    */
-  private ack(channel: Channel, delivery: GetMessage): Promise<void> {
-    channel.ack(delivery);
+  private ack(channel: Channel, delivery: Message, push: PushConsumer | undefined): Promise<void> {
+    if (push === undefined) channel.ack(delivery);
+    else push.ack(delivery); // sent with the tick's other acks (push-consumer.ts)
     let flush = this.ackFlushes.get(channel);
     if (flush === undefined) {
       flush = new Promise<void>(resolve => setImmediate(resolve)).then(async () => {
         this.ackFlushes.delete(channel);
-        // basic.qos is the cheapest round trip, and a no-op here: these channels never consume.
-        await channel.prefetch(0);
+        push?.sendAcks();
+        // basic.qos is the cheapest round trip, and a no-op here: lease channels never consume,
+        // and on a consume's channel it sets the value it has (and binds only later consumes).
+        await channel.prefetch(push?.window ?? 0);
       });
       this.ackFlushes.set(channel, flush);
     }
@@ -686,14 +767,67 @@ class RabbitmqBackend implements RabbitmqQueueBackend {
     for (const listener of [...set]) queueMicrotask(listener);
   }
 
-  /** Wake-ups for messages this backend enqueues (in process only; others arrive by polling). */
+  /**
+   * Wake-ups when messages arrive: pushed by the queue's consume (any producer), or enqueued or
+   * scheduled by this backend. A subscription also marks a running consumer: from its first
+   * fetch the queue has a consume (push-consumer.ts) until the last subscription is disposed.
+   */
   subscribe(queue: string, listener: () => void): Promise<Disposable> {
     let set = this.listeners.get(queue);
     if (set === undefined) this.listeners.set(queue, (set = new Set()));
     const mine = set;
     const entry = (): void => listener();
     mine.add(entry);
-    return Promise.resolve({ dispose: () => void mine.delete(entry) });
+    this.subscribers.set(queue, (this.subscribers.get(queue) ?? 0) + 1);
+    let disposed = false;
+    return Promise.resolve({
+      dispose: () => {
+        if (disposed) return;
+        disposed = true;
+        mine.delete(entry);
+        const left = (this.subscribers.get(queue) ?? 1) - 1;
+        if (left > 0) {
+          this.subscribers.set(queue, left);
+          return;
+        }
+        this.subscribers.delete(queue);
+        const stopping = this.stopPush(queue).catch(() => undefined);
+        this.handingBack.add(stopping);
+        void stopping.finally(() => this.handingBack.delete(stopping));
+      },
+    });
+  }
+
+  /**
+   * Cancels the queue's consume and hands back what was waiting, without charging an attempt:
+   * each is published again as it was (so it goes to the back of the queue) and then acked. A
+   * `nack` with requeue would raise `x-delivery-count`, which fetch reads as a crashed attempt.
+   * A waiting delivery that already is a crash return keeps that meaning: it is nacked.
+   */
+  private async stopPush(queue: string): Promise<void> {
+    const push = await this.pushes.get(queue)?.catch(() => undefined);
+    if (push === undefined || (!push.running && push.size === 0)) return;
+    const waiting = await push.stop();
+    if (waiting.length === 0 || this.lost !== undefined) return;
+    const now = this.options.clock.wallNow();
+    const work = this.names.workQueue(queue);
+    await Promise.all(
+      waiting.map(async message => {
+        let envelope: Envelope;
+        try {
+          envelope = decodeEnvelope(message.content);
+        } catch (error) {
+          await this.deadForeign(queue, message, now, error);
+          return this.ack(push.channel, message, push);
+        }
+        if (Number(message.properties.headers?.['x-delivery-count'] ?? 0) > 0) {
+          push.requeue(message);
+          return;
+        }
+        await this.publish(work, encodeEnvelope(envelope), envelope.id, envelope.type);
+        return this.ack(push.channel, message, push);
+      }),
+    );
   }
 
   // ---- stats and dead letters ----------------------------------------------------------------
@@ -706,8 +840,11 @@ class RabbitmqBackend implements RabbitmqQueueBackend {
     for (const bucket of this.buckets.get(queue) ?? []) scheduled += await this.readyCount(bucket);
     let leased = 0;
     for (const held of this.leases.values()) if (held.queue === queue) leased++;
+    // Pushed to this backend's consume and not fetched yet: ready, from the consumers' side.
+    const push = await this.pushes.get(queue)?.catch(() => undefined);
+    const waiting = push?.size ?? 0;
     const dead = (await this.stream.list({ queue })).length;
-    return { ready, scheduled, leased, dead };
+    return { ready: ready + waiting, scheduled, leased, dead };
   }
 
   listDeadLetters(filter: DeadLetterFilter, page: DeadLetterPage): Promise<readonly DeadLetter[]> {
@@ -761,6 +898,12 @@ class RabbitmqBackend implements RabbitmqQueueBackend {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    // Consumers still subscribed: hand back what their consumes hold (see stopPush).
+    this.subscribers.clear();
+    await Promise.allSettled([
+      ...[...this.pushes.keys()].map(queue => this.stopPush(queue)),
+      ...this.handingBack,
+    ]);
     this.closed = true;
     this.listeners.clear();
     await this.stream.close();
