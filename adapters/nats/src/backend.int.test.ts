@@ -37,7 +37,8 @@ if (url !== undefined && !existsSync(dist)) {
 async function leaseAndDie(queue: string, leaseMs: number): Promise<string> {
   const script = `
     import { natsQueueBackend } from ${JSON.stringify(dist)};
-    const b = await natsQueueBackend({ url: ${JSON.stringify(url)}, prefix: ${JSON.stringify(prefix)} });
+    // Ack wait = the lease: the broker redelivers what the dead child held after leaseMs.
+    const b = await natsQueueBackend({ url: ${JSON.stringify(url)}, prefix: ${JSON.stringify(prefix)}, ackWaitMarginMs: 0 });
     const r = await b.fetch({ queue: ${JSON.stringify(queue)}, limit: 1, leaseMs: ${leaseMs}, now: Date.now() });
     process.stdout.write('leased ' + r.deliveries[0].message.id + '\\n', () => process.kill(process.pid, 'SIGKILL'));
   `;
@@ -96,26 +97,28 @@ describe.skipIf(url === undefined)('nats queue backend', () => {
     (await b.fetch({ queue, limit: 1, leaseMs, now: Date.now() })).deliveries[0];
   const stateOf = (b: NatsQueueBackend, queue: string, id: string) =>
     state.get<MessageState>(b.names.stateSubject(queue, id));
+  /** The queue stream sequence of the last message sent to `queue`. */
+  const seqOf = async (b: NatsQueueBackend, queue: string) =>
+    (await jsm.streams.getMessage(b.names.queueStream, {
+      last_by_subj: b.names.queueSubject(queue),
+    }))!.seq;
   const messagesIn = async (b: NatsQueueBackend, queue: string) => {
     const subject = b.names.queueSubject(queue);
     const info = await jsm.streams.info(b.names.queueStream, { subjects_filter: subject });
     return info.state.subjects?.[subject] ?? 0;
   };
 
-  it('keeps attempts and the lease in the state stream, and removes both message and state on ack', async () => {
+  it('leases a first delivery in memory (no state document); the ack removes the message', async () => {
     const queue = newQueue('ack');
     const id = await send(backend, queue);
     const d = (await fetchOne(backend, queue))!;
     expect(d.message).toMatchObject({ id, attempt: 1 });
-    const leased = await stateOf(backend, queue, id);
-    expect(leased?.value).toMatchObject({
-      attempt: 1,
-      history: [],
-      lease: { seq: expect.any(Number) },
-    });
-    expect(await backend.settle(d.lease, { kind: 'ack' }, Date.now())).toBe(true);
     expect(await stateOf(backend, queue, id)).toBeUndefined();
-    expect(await messagesIn(backend, queue)).toBe(0);
+    expect(await backend.stats(queue, Date.now())).toMatchObject({ leased: 1, scheduled: 0 });
+    expect(await backend.settle(d.lease, { kind: 'ack' }, Date.now())).toBe(true);
+    // settle returned after a PING/PONG: the server has the ack; it applies it right after.
+    await eventually(async () => ((await messagesIn(backend, queue)) === 0 ? true : undefined));
+    expect(await stateOf(backend, queue, id)).toBeUndefined();
     // Fencing: the same lease cannot settle twice.
     expect(await backend.settle(d.lease, { kind: 'ack' }, Date.now())).toBe(false);
   });
@@ -132,6 +135,12 @@ describe.skipIf(url === undefined)('nats queue backend', () => {
     const waited = Date.now() - t;
     expect(waited).toBeGreaterThanOrEqual(390);
     expect(second.message).toMatchObject({ id, attempt: 2 });
+    // From the second attempt on, attempts, history and the lease live in the state stream.
+    expect((await stateOf(backend, queue, id))?.value).toMatchObject({
+      attempt: 2,
+      history: [{ attempt: 1, code: 'E' }],
+      lease: { seq: expect.any(Number) },
+    });
     expect(await backend.stats(queue, Date.now())).toMatchObject({ leased: 1, ready: 0 });
     // Dead on the second attempt: the letter keeps both attempts, the stream and state are empty.
     const deadAt = Date.now();
@@ -170,14 +179,14 @@ describe.skipIf(url === undefined)('nats queue backend', () => {
     const queue = newQueue('beat');
     await send(tight, queue);
     const d = (await fetchOne(tight, queue, 300))!; // broker ack wait: 300 ms
-    const reply = (await stateOf(tight, queue, d.message.id))?.value.lease?.reply;
     for (let i = 0; i < 8; i++) {
       await new Promise(resolve => setTimeout(resolve, 100));
       expect(await tight.extendLeases([d.lease], 300, Date.now())).toEqual([d.message.id]);
     }
-    // 800 ms later, three ack waits: still the same delivery, nothing redelivered.
+    // 800 ms later, three ack waits: still the same delivery, nothing redelivered (a
+    // redelivery would have written a state document for the lost first lease).
     expect(await fetchOne(tight, queue, 300)).toBeUndefined();
-    expect((await stateOf(tight, queue, d.message.id))?.value.lease?.reply).toBe(reply);
+    expect(await stateOf(tight, queue, d.message.id)).toBeUndefined();
     expect(await tight.settle(d.lease, { kind: 'ack' }, Date.now())).toBe(true);
   });
 
@@ -185,15 +194,15 @@ describe.skipIf(url === undefined)('nats queue backend', () => {
     const queue = newQueue('net');
     const id = await send(tight, queue);
     const crashed = (await fetchOne(tight, queue, 200))!;
-    const before = (await stateOf(tight, queue, id))!.value.lease!;
-    // Nobody recovers for a while: the broker redelivers after 200 ms; fetch hides it and points
-    // the lease at the new delivery instead of handing out a second lease.
-    const moved = await eventually(async () => {
+    // Nobody recovers for a while: the broker redelivers after 200 ms. Fetch does not hand out
+    // a second lease: the first one (in memory, no document) is lost, so it writes the document
+    // of a lease that has already expired, attempt 1 spent, and leaves it to recovery.
+    const lost = await eventually(async () => {
       expect(await fetchOne(tight, queue, 200)).toBeUndefined();
-      const lease = (await stateOf(tight, queue, id))?.value.lease;
-      return lease !== undefined && lease.reply !== before.reply ? lease : undefined;
+      return (await stateOf(tight, queue, id))?.value;
     });
-    expect(moved.token).toBe(before.token);
+    expect(lost).toMatchObject({ attempt: 1, history: [] });
+    expect(lost.lease!.expiresAt).toBeLessThanOrEqual(Date.now());
     const recovered = await tight.recoverExpiredLeases({
       queue,
       now: Date.now(),
@@ -214,17 +223,22 @@ describe.skipIf(url === undefined)('nats queue backend', () => {
   it('finishes a dead-lettering that was interrupted before the term (crash safety)', async () => {
     const queue = newQueue('crash');
     const id = await send(tight, queue, { order: 9 });
-    await fetchOne(tight, queue, 200);
+    const leased = (await fetchOne(tight, queue, 200))!;
     // What a process that died right after marking the state would leave behind.
-    const doc = (await stateOf(tight, queue, id))!;
     const error = { code: 'BAD', message: 'poison' };
-    const attempt = { attempt: 1, startedAt: doc.value.lease!.leasedAt, endedAt: 1, ...error };
+    const attempt = { attempt: 1, startedAt: 1, endedAt: 1, ...error };
     const marked: MessageState = {
-      ...doc.value,
+      attempt: 1,
       history: [attempt],
+      lease: { token: 't', reply: 'r', seq: await seqOf(tight, queue), leasedAt: 1, expiresAt: 2 },
       dead: { reason: 'failed', error, deadAt: 1 },
     };
-    expect(await state.put(doc.subject, marked, doc.seq)).toBeGreaterThan(doc.seq);
+    const subject = tight.names.stateSubject(queue, id);
+    expect(await state.put(subject, marked, 0)).toBeGreaterThan(0);
+    // Its own lease is fenced off by the mark: settling it now is refused.
+    expect(await tight.settle(leased.lease, { kind: 'retry', delayMs: 0, error }, Date.now())).toBe(
+      false,
+    );
     // The broker redelivers after the ack wait; the next fetch completes the job.
     await eventually(async () => {
       await fetchOne(tight, queue, 200);
@@ -260,7 +274,8 @@ describe.skipIf(url === undefined)('nats queue backend', () => {
         },
       });
       try {
-        const letter = await eventually(() => backend.getDeadLetter(id));
+        // The consumer raises the ack wait to its leaseMs + 5 s: the redelivery may take that long.
+        const letter = await eventually(() => backend.getDeadLetter(id), 15_000);
         expect(seen).toEqual([2]);
         expect(letter.attempts.map(a => [a.attempt, a.code])).toEqual([
           [1, 'LEASE_EXPIRED'],
@@ -275,6 +290,35 @@ describe.skipIf(url === undefined)('nats queue backend', () => {
     20_000,
   );
 
+  it('recovery removes a dead mark whose message is gone (the process died after the term)', async () => {
+    const queue = newQueue('orphan');
+    const id = await send(backend, queue);
+    const seq = await seqOf(backend, queue);
+    const d = (await fetchOne(backend, queue))!;
+    const error = { code: 'BAD', message: 'poison' };
+    // The term went out (here: the message is acked), the state delete did not.
+    const marked: MessageState = {
+      attempt: 1,
+      history: [{ attempt: 1, startedAt: 1, endedAt: 1, ...error }],
+      lease: { token: 't', reply: 'r', seq, leasedAt: 1, expiresAt: 2 },
+      dead: { reason: 'failed', error, deadAt: 1 },
+    };
+    await state.put(backend.names.stateSubject(queue, id), marked, 0);
+    expect(await backend.settle(d.lease, { kind: 'ack' }, Date.now())).toBe(true);
+    await eventually(async () => ((await messagesIn(backend, queue)) === 0 ? true : undefined));
+    expect(await backend.stats(queue, Date.now())).toMatchObject({ leased: 1 });
+    const decided: unknown[] = [];
+    const count = await backend.recoverExpiredLeases({
+      queue,
+      now: Date.now(),
+      limit: 10,
+      decide: expired => (decided.push(expired), { kind: 'ack' }),
+    });
+    expect([count, decided]).toEqual([0, []]);
+    expect(await stateOf(backend, queue, id)).toBeUndefined();
+    expect(await backend.stats(queue, Date.now())).toMatchObject({ leased: 0 });
+  });
+
   it('deleting a document that was overwritten or already deleted answers false, not an error', async () => {
     const subject = backend.names.stateSubject(newQueue('docs'), 'm1');
     const first = (await state.put(subject, { attempt: 1, history: [] }, 0))!;
@@ -283,6 +327,10 @@ describe.skipIf(url === undefined)('nats queue backend', () => {
     expect(await state.delete(second)).toBe(true);
     expect(await state.delete(second)).toBe(false); // already gone
     expect(await state.delete(second + 1_000_000)).toBe(false); // never existed
+    // The stream's last sequence, deleted twice (nats-server answers 10043, not 10057).
+    const last = (await state.put(`${subject}x`, { attempt: 1, history: [] }, 0))!;
+    expect(await state.delete(last)).toBe(true);
+    expect(await state.delete(last)).toBe(false);
   });
 
   it('escapes queue names and ids that are not subject tokens', async () => {

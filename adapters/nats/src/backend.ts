@@ -70,7 +70,10 @@ import {
   type StoredMessage,
 } from './records.js';
 
-/** A lease this process handed out, cached so settling need not read the state first. */
+/**
+ * A lease this process handed out, cached so settling need not read the state first.
+ * `stateSeq` 0: a first delivery leased in memory only, with no state document (see `accept`).
+ */
 interface Held {
   readonly queue: string;
   readonly stored: StoredMessage;
@@ -87,6 +90,8 @@ export class NatsQueueBackend implements QueueBackend {
   /** Queue → the ack wait its consumer has, ms. */
   private readonly consumers = new Map<string, number>();
   private readonly held = new Map<string, Held>();
+  /** The `flush` (PING/PONG) that confirms the acks published in this tick (see `ackSoon`). */
+  private flushing: Promise<void> | undefined;
 
   constructor(
     readonly connection: NatsConnection,
@@ -239,25 +244,41 @@ export class NatsQueueBackend implements QueueBackend {
       await ackRequest(this.connection, reply, '+TERM', undefined, timeoutMs);
       return undefined;
     }
-    // A send delay the broker does not know about: wait it out without spending an attempt.
+    const subject = this.names.stateSubject(queue, stored.id);
+    // A send delay the broker does not know about: wait it out without spending an attempt. A
+    // document with no attempt spent records it, so the next delivery (count > 1) is not read as
+    // a lost first lease (below); the put is refused when one exists already, which is as good.
     if (stored.availableAt > now) {
+      await this.state.put(subject, { attempt: 0, history: [] }, 0);
       await ackRequest(this.connection, reply, '-NAK', stored.availableAt - now, timeoutMs);
       return undefined;
     }
-    const subject = this.names.stateSubject(queue, stored.id);
-    if (deliveryCountOf(reply) === 1) {
-      // The consumer's first delivery of this message: there is almost never a state document
-      // yet, so lease it by compare-and-set on "no document" and save the read. When one exists
-      // after all (a re-created consumer, a replay under the same id) the put is refused and the
-      // full path below decides.
-      const leased = await this.grant(queue, stored, reply, subject, undefined, 0, leaseMs, now);
-      if (leased !== undefined) return leased;
-    }
+    if (deliveryCountOf(reply) === 1) return this.leaseInMemory(queue, stored, reply, leaseMs, now);
     const doc = await this.state.get<MessageState>(subject);
     const current = doc?.value;
+    if (doc === undefined) {
+      // Delivered before and no document: the delivery before was a first lease, held in the
+      // memory of a process that never settled it (it died, or lost its connection, and the ack
+      // wait ran out). That attempt was spent. Hold it as a lease that has already expired, so
+      // the next recovery (any process) applies the consumer's policy to it: retry with backoff
+      // or, on the last attempt, the DLQ — as with a lease whose document ran out.
+      const lost: LeaseState = {
+        token: globalThis.crypto.randomUUID(),
+        reply,
+        seq: streamSeqOf(reply),
+        leasedAt: now,
+        expiresAt: now,
+      };
+      if (
+        (await this.state.put(subject, { attempt: 1, history: [], lease: lost }, 0)) !== undefined
+      ) {
+        await ackRequest(this.connection, reply, '+WPI', undefined, timeoutMs);
+      }
+      return undefined;
+    }
     if (current?.dead !== undefined) {
       // Dead-lettered by a process that died before the term: finish it.
-      await this.finishDead(stored, current, reply, doc!.seq);
+      await this.finishDead(stored, current, reply, doc.seq);
       return undefined;
     }
     if (current?.lease !== undefined) {
@@ -265,11 +286,46 @@ export class NatsQueueBackend implements QueueBackend {
       // Whether that attempt is retried or dead is the consumer's policy, applied by
       // recoverExpiredLeases; point the lease at this delivery so its nak reaches the broker.
       const moved: MessageState = { ...current, lease: { ...current.lease, reply } };
-      await this.state.put(subject, moved, doc!.seq);
+      await this.state.put(subject, moved, doc.seq);
       await ackRequest(this.connection, reply, '+WPI', undefined, timeoutMs);
       return undefined;
     }
     return this.grant(queue, stored, reply, subject, current, doc?.seq ?? 0, leaseMs, now);
+  }
+
+  /**
+   * Leases a first delivery without writing anything: attempt 1, no history, the lease in this
+   * process's memory. Most messages are acked on their first attempt, and then never need a
+   * document: the ack is the only command sent (a state put at fetch and a delete at ack cost
+   * two round trips per message). The document is written only when the attempt ends
+   * otherwise (retry, defer, dead letter, an expired lease) — compare-and-set on "none", the
+   * fencing against a process that found the message redelivered and took it over.
+   */
+  private leaseInMemory(
+    queue: string,
+    stored: StoredMessage,
+    reply: string,
+    leaseMs: number,
+    now: number,
+  ): Delivery {
+    const lease: LeaseState = {
+      token: globalThis.crypto.randomUUID(),
+      reply,
+      seq: streamSeqOf(reply),
+      leasedAt: now,
+      expiresAt: now + leaseMs,
+    };
+    this.held.set(lease.token, {
+      queue,
+      stored,
+      state: { attempt: 1, history: [], lease },
+      stateSeq: 0,
+    });
+    return {
+      message: toMessage(stored, 1),
+      lease: { id: stored.id, token: tokenOf(queue, lease.token) },
+      leaseExpiresAt: lease.expiresAt,
+    };
   }
 
   /**
@@ -359,6 +415,24 @@ export class NatsQueueBackend implements QueueBackend {
     const held: string[] = [];
     try {
       for (const lease of leases) {
+        const parsed = parseToken(lease.token);
+        const cached = parsed === undefined ? undefined : this.held.get(parsed.token);
+        const inMemory = cached?.state.lease;
+        if (cached?.stateSeq === 0 && inMemory !== undefined) {
+          // No document to move: the expiry is ours; working() resets the broker's ack wait.
+          await ackRequest(
+            this.connection,
+            inMemory.reply,
+            '+WPI',
+            undefined,
+            this.options.requestTimeoutMs,
+          );
+          if (this.held.get(parsed!.token) === cached) {
+            cached.state = { ...cached.state, lease: { ...inMemory, expiresAt: now + leaseMs } };
+            held.push(lease.id);
+          }
+          continue;
+        }
         const ok = await this.withLease(lease, true, async (found, put) => {
           const current = found.state.lease;
           if (current === undefined) return false;
@@ -433,7 +507,7 @@ export class NatsQueueBackend implements QueueBackend {
       const entry: Held = snapshot;
       let lost = false;
       const put = async (next: MessageState): Promise<boolean> => {
-        const seq = await this.state.put(subject, next, entry.stateSeq);
+        const seq = await this.putState(subject, entry, next);
         if (seq === undefined) {
           lost = true;
           return false;
@@ -443,6 +517,7 @@ export class NatsQueueBackend implements QueueBackend {
         return true;
       };
       const remove = async (): Promise<boolean> => {
+        if (entry.stateSeq === 0) return true; // leased in memory: there is no document
         const ok = await this.state.delete(entry.stateSeq);
         if (!ok) lost = true;
         return ok;
@@ -464,6 +539,39 @@ export class NatsQueueBackend implements QueueBackend {
   }
 
   /**
+   * Writes a lease's next state, compare-and-set on the sequence it was read at. A lease held in
+   * memory (`stateSeq` 0) expects no document; if there is one, it is refused only when it is
+   * about this very message (same stream sequence: a process found it redelivered and took it
+   * over); one left by an earlier message with the same id is overwritten.
+   */
+  private async putState(
+    subject: string,
+    entry: Held,
+    next: MessageState,
+  ): Promise<number | undefined> {
+    const seq = await this.state.put(subject, next, entry.stateSeq);
+    if (seq !== undefined || entry.stateSeq !== 0) return seq;
+    const doc = await this.state.get<MessageState>(subject);
+    if (doc === undefined || doc.value.lease?.seq === entry.state.lease?.seq) return undefined;
+    return this.state.put(subject, next, doc.seq);
+  }
+
+  /**
+   * Acks by a plain publish and waits for one PING/PONG shared by every ack of this tick (the
+   * server handles a connection's messages in order, so the PONG means it has them): one
+   * round trip per tick instead of a request per message, and no ack left in a socket buffer
+   * when `settle` returns.
+   */
+  private ackSoon(reply: string): Promise<void> {
+    this.connection.publish(reply, '+ACK');
+    this.flushing ??= new Promise<void>(resolve => setImmediate(resolve)).then(() => {
+      this.flushing = undefined;
+      return this.connection.flush();
+    });
+    return this.flushing;
+  }
+
+  /**
    * Applies a settlement to a message whose state we hold: first the state (compare-and-set:
    * the fencing), then the broker.
    */
@@ -480,6 +588,10 @@ export class NatsQueueBackend implements QueueBackend {
     const { history, attempt } = found.state;
     switch (settlement.kind) {
       case 'ack':
+        if (found.stateSeq === 0) {
+          await this.ackSoon(lease.reply);
+          return true;
+        }
         // A crash between these two redelivers the message after the ack wait, as attempt 1.
         if (!(await remove())) return false;
         await ackRequest(this.connection, lease.reply, '+ACK', undefined, timeoutMs);
@@ -541,18 +653,25 @@ export class NatsQueueBackend implements QueueBackend {
 
   async recoverExpiredLeases(request: RecoverRequest): Promise<number> {
     const { queue, now, limit, decide } = request;
+    let recoveredInMemory: number;
+    try {
+      recoveredInMemory = await this.recoverInMemory(request);
+    } catch (error) {
+      throw backendError('recoverExpiredLeases', error);
+    }
+    if (recoveredInMemory >= limit) return recoveredInMemory;
     try {
       const expired: Doc<MessageState>[] = [];
       for await (const doc of this.state.scan<MessageState>(this.names.stateFilter(queue))) {
         const lease = doc.value.lease;
-        if (lease !== undefined && doc.value.dead === undefined && lease.expiresAt <= now) {
-          expired.push(doc);
-        }
+        if (lease === undefined || lease.expiresAt > now) continue;
+        if (doc.value.dead === undefined) expired.push(doc);
+        else await this.dropFinishedDead(doc);
       }
       expired.sort((a, b) => a.value.lease!.expiresAt - b.value.lease!.expiresAt || a.seq - b.seq);
-      let count = 0;
+      let count = recoveredInMemory;
       let failure: unknown;
-      for (const doc of expired.slice(0, limit)) {
+      for (const doc of expired.slice(0, limit - recoveredInMemory)) {
         // One message that cannot be recovered must not hold up the others.
         try {
           if (await this.recoverOne(queue, doc, now, decide)) count++;
@@ -565,6 +684,52 @@ export class NatsQueueBackend implements QueueBackend {
     } catch (error) {
       throw backendError('recoverExpiredLeases', error);
     }
+  }
+
+  /**
+   * A dead mark whose message is gone: the process dead-lettering it died after the term and
+   * before deleting the state (finishDead). Nothing redelivers that message, so nobody else
+   * would ever remove the mark, and it would count as a lease forever. A mark whose message is
+   * still there is left alone: its redelivery finishes the dead-lettering (`accept`).
+   */
+  private async dropFinishedDead(doc: Doc<MessageState>): Promise<void> {
+    if ((await this.storedMessage(doc.value.lease!.seq)) === undefined)
+      await this.state.delete(doc.seq);
+  }
+
+  /** Expired first leases this process holds in memory (no document: the scan cannot see them). */
+  private async recoverInMemory(request: RecoverRequest): Promise<number> {
+    const { queue, now, limit, decide } = request;
+    const expired = [...this.held.entries()]
+      .filter(([, h]) => h.queue === queue && h.stateSeq === 0 && h.state.lease!.expiresAt <= now)
+      .sort(([, a], [, b]) => a.state.lease!.expiresAt - b.state.lease!.expiresAt)
+      .slice(0, limit);
+    let count = 0;
+    for (const [token, found] of expired) {
+      if (this.held.get(token) !== found) continue;
+      const lease = found.state.lease!;
+      this.held.delete(token);
+      const decision = decide({
+        message: toMessage(found.stored, found.state.attempt),
+        leasedAt: lease.leasedAt,
+        leaseExpiresAt: lease.expiresAt,
+      });
+      const subject = this.names.stateSubject(queue, found.stored.id);
+      const put = async (next: MessageState) => {
+        const seq = await this.putState(subject, found, next);
+        if (seq === undefined) return false;
+        found.state = next;
+        found.stateSeq = seq;
+        return true;
+      };
+      // The attempt ended when the lease ran out, not when somebody noticed.
+      if (
+        await this.apply(found, decision, now, lease.expiresAt, put, () => Promise.resolve(true))
+      ) {
+        count++;
+      }
+    }
+    return count;
   }
 
   private async recoverOne(
@@ -624,6 +789,8 @@ export class NatsQueueBackend implements QueueBackend {
       for await (const doc of this.state.scan<MessageState>(this.names.stateFilter(queue))) {
         if (doc.value.lease !== undefined) leased++;
       }
+      // First leases held in this process's memory (other processes' ones count as scheduled).
+      for (const h of this.held.values()) if (h.queue === queue && h.stateSeq === 0) leased++;
       const deadInfo = await this.jsm.streams.info(this.names.deadStream, {
         subjects_filter: this.names.deadFilter(queue),
       });

@@ -16,6 +16,11 @@ export const STREAM_NOT_FOUND = 10059;
 export const NO_MESSAGE_FOUND = 10037;
 /** A delete of a sequence that is gone (overwritten, deleted, or past the end): "no message found". */
 export const DELETE_NOT_FOUND = 10057;
+/**
+ * A delete of the stream's last sequence when that one is already deleted (nats-server 2.9):
+ * "sequence N not found" — gone as well. Seen when two settlements race for one document.
+ */
+export const SEQUENCE_NOT_FOUND = 10043;
 
 export function apiCode(error: unknown): number | undefined {
   return error instanceof JetStreamApiError ? error.code : undefined;
@@ -103,7 +108,9 @@ export class Documents {
       return await this.jsm.streams.deleteMessage(this.stream, seq, false);
     } catch (error) {
       const code = apiCode(error);
-      if (code === DELETE_NOT_FOUND || code === NO_MESSAGE_FOUND) return false;
+      if (code === DELETE_NOT_FOUND || code === NO_MESSAGE_FOUND || code === SEQUENCE_NOT_FOUND) {
+        return false;
+      }
       throw error;
     }
   }
