@@ -39,6 +39,29 @@ describe.skipIf(!url)('PostgreSQL handle', () => {
     },
   );
 
+  it('prepares a statement text once per connection, and again when its table changed shape', async () => {
+    const db = await openDatabase({ url: dbUrl, maxConnections: 1 });
+    try {
+      const text = 'select $1::int + 1 as n /* prepared once */';
+      expect((await db.query<{ n: number }>(text, [1])).rows).toEqual([{ n: 2 }]);
+      expect((await db.query<{ n: number }>(text, [2])).rows).toEqual([{ n: 3 }]);
+      const prepared = await db.query<{ c: number }>(
+        'select count(*)::int as c from pg_prepared_statements where statement = $1',
+        [text],
+      );
+      expect(prepared.rows).toEqual([{ c: 1 }]);
+
+      await db.exec('create table shapes (a int); insert into shapes values (1)');
+      const star = 'select * from shapes';
+      expect((await db.query(star)).rows).toEqual([{ a: 1 }]);
+      await db.exec('alter table shapes add column b int default 2');
+      // PostgreSQL refuses the old plan (its result type changed); the handle prepares anew.
+      expect((await db.query(star)).rows).toEqual([{ a: 1, b: 2 }]);
+    } finally {
+      await db.close();
+    }
+  });
+
   it('two processes migrating at once apply each migration once (advisory lock)', async () => {
     const a = await openDatabase({ url: dbUrl });
     const b = await openDatabase({ url: dbUrl });

@@ -53,20 +53,67 @@ async function run<R>(
   text: string,
   params: readonly unknown[] | undefined,
 ): Promise<QueryResult<R>> {
+  // Always the extended protocol, as on PGlite: one statement per call, even without values.
+  // `queryMode` is in pg 8.12+ but not yet in @types/pg.
+  const config: pg.QueryConfig<unknown[]> & { queryMode: 'extended' } = {
+    text,
+    values: params === undefined ? [] : [...params],
+    queryMode: 'extended',
+  };
+  const name = statementName(text);
+  if (name !== undefined) config.name = name;
   try {
-    // Always the extended protocol, as on PGlite: one statement per call, even without values.
-    // `queryMode` is in pg 8.12+ but not yet in @types/pg.
-    const config: pg.QueryConfig<unknown[]> & { queryMode: 'extended' } = {
-      text,
-      values: params === undefined ? [] : [...params],
-      queryMode: 'extended',
-    };
     const result = await client.query(config);
     const rows = result.rows as R[];
     return { rows, rowCount: rowCountOf(rows, result.rowCount) };
   } catch (error) {
+    // A table changed under a prepared statement so that its result columns differ: PostgreSQL
+    // refuses the old plan. Prepared again under a new name, it runs; on a pool (outside a
+    // transaction, which the refusal would have aborted) the call is retried once.
+    if (name !== undefined && isStalePlan(error)) {
+      renameStatement(text);
+      if (client instanceof pg.Pool) return run<R>(client, text, params);
+    }
     throw translateSqlError(error);
   }
+}
+
+function isStalePlan(error: unknown): boolean {
+  const e = error as { code?: unknown; message?: unknown };
+  return (
+    e.code === '0A000' &&
+    typeof e.message === 'string' &&
+    e.message.includes('cached plan must not change result type')
+  );
+}
+
+/**
+ * How many distinct statement texts a process prepares (per connection, on first use). The
+ * hot statements (enqueue, fetch, ack, settle) are a handful per schema; texts built per call
+ * (dead letter filters, say) beyond this run unprepared instead of growing every connection's
+ * server-side cache without bound.
+ */
+export const MAX_PREPARED_STATEMENTS = 200;
+const statementNames = new Map<string, string>();
+
+/**
+ * The name a statement text is prepared under. A named statement is parsed and planned once per
+ * connection, then only bound and executed (what that gained in the queue-pg benchmark: the
+ * package README). Statement names are per process, so every connection of every pool in it
+ * uses the same name for the same text.
+ */
+function statementName(text: string): string | undefined {
+  let name = statementNames.get(text);
+  if (name === undefined && statementNames.size < MAX_PREPARED_STATEMENTS) {
+    name = `bulwark_${++statementCounter}`;
+    statementNames.set(text, name);
+  }
+  return name;
+}
+let statementCounter = 0;
+
+function renameStatement(text: string): void {
+  statementNames.set(text, `bulwark_${++statementCounter}`);
 }
 
 async function runScript(client: pg.Pool | pg.PoolClient, script: string): Promise<void> {
