@@ -82,9 +82,17 @@ async function recentOrders(
     if (value instanceof Error) throw value;
     byId.set(ids[i] as number, value);
   }
+  // Literals, not `{ ...line, product }`: on Node 20 a spread followed by a property the source
+  // lacks takes V8's slow path, per line of every overview (`{ ...order, lines }` only replaces
+  // a property, which stays fast).
   return page.items.map(order => ({
     ...order,
-    lines: order.lines.map(line => ({ ...line, product: byId.get(line.productId) ?? null })),
+    lines: order.lines.map(line => ({
+      productId: line.productId,
+      quantity: line.quantity,
+      unitPriceCents: line.unitPriceCents,
+      product: byId.get(line.productId) ?? null,
+    })),
   }));
 }
 

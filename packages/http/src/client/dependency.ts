@@ -303,23 +303,23 @@ export class HttpDependency {
     const base = expect === 'json' ? this.jsonHeaders : this.otherHeaders;
     let headers: Headers | undefined;
     if (options.headers !== undefined) {
-      headers = { ...base };
+      headers = copyHeaders(base);
       for (const [name, value] of Object.entries(options.headers)) {
         if (value !== undefined) headers[name.toLowerCase()] = value;
       }
     }
     if (options.idempotencyKey !== undefined) {
-      (headers ??= { ...base })[IDEMPOTENCY_KEY_HEADER] = options.idempotencyKey;
+      (headers ??= copyHeaders(base))[IDEMPOTENCY_KEY_HEADER] = options.idempotencyKey;
     }
     const getRequestId = o.getRequestId;
     if (getRequestId !== undefined && (headers ?? base)[o.requestIdHeader] === undefined) {
       const id = getRequestId === currentRequestId ? ambientRequestId : getRequestId();
-      if (id !== undefined && id !== '') (headers ??= { ...base })[o.requestIdHeader] = id;
+      if (id !== undefined && id !== '') (headers ??= copyHeaders(base))[o.requestIdHeader] = id;
     }
     let body = rawBody;
     if (json !== undefined) {
       body = JSON.stringify(json);
-      (headers ??= { ...base })['content-type'] ??= 'application/json';
+      (headers ??= copyHeaders(base))['content-type'] ??= 'application/json';
     }
     // Our own Pool never modifies the headers it is given; a dispatcher of the caller's (with
     // interceptors, say) gets an object of its own, as it always did.
@@ -730,9 +730,18 @@ function fields(info: Info): { dependency: string; method: string; path: string 
   return { dependency: info.dependency, method: info.method, path: info.path };
 }
 
+/**
+ * A copy to add headers to. Not `{ ...headers }`: on Node 20 (V8 11.3) adding a property to an
+ * object made by spread takes V8's slow path, over ten times what `Object.assign` costs, and
+ * every call adds at least the request id and the budget headers.
+ */
+function copyHeaders(headers: Readonly<Headers>): Headers {
+  return Object.assign({}, headers);
+}
+
 /** The request headers plus the remaining budget, in the three headers callees read. */
 function withBudget(headers: Readonly<Headers>, leftMs: number): Headers {
-  const copy: Headers = { ...headers };
+  const copy = copyHeaders(headers);
   const ms = String(Math.floor(leftMs));
   copy[GRPC_TIMEOUT_HEADER] = formatGrpcTimeout(leftMs);
   copy[ENVOY_TIMEOUT_HEADER] = ms;
