@@ -104,7 +104,7 @@ export class PostgresQueueBackend implements QueueBackend {
   ) {
     this.schema = schema;
     this.name = db.kind;
-    this.sql = queueSql(schema);
+    this.sql = queueSql(schema, db.kind === 'postgres');
     this.wakeUps = localWakeUps(db, schema);
   }
 
