@@ -51,9 +51,11 @@ export function toMessage(stored: StoredMessage, attempt: number): Message {
     attempt,
     firstSeenAt: stored.firstSeenAt,
   };
+  // Object.assign, not `{ ...base, idempotencyKey }`: on Node 20 a spread followed by a new
+  // property takes V8's slow path, once per message here.
   return stored.idempotencyKey === undefined
     ? base
-    : { ...base, idempotencyKey: stored.idempotencyKey };
+    : Object.assign(base, { idempotencyKey: stored.idempotencyKey });
 }
 
 export function isStoredMessage(value: unknown): value is StoredMessage {

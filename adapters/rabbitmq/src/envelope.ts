@@ -52,7 +52,9 @@ export function envelopeOf(record: EnqueueRecord): Envelope {
 
 export function encodeEnvelope(envelope: Envelope): Buffer {
   const sent: [number, number] = [Date.now(), ++publishCounter];
-  return Buffer.from(JSON.stringify({ ...envelope, sent }));
+  // Object.assign, not `{ ...envelope, sent }`: on Node 20 a spread followed by a new property
+  // takes V8's slow path, once per publish here.
+  return Buffer.from(JSON.stringify(Object.assign({}, envelope, { sent })));
 }
 
 export function decodeEnvelope(body: Buffer): Envelope {

@@ -315,7 +315,10 @@ function toMessage(row: Row): Message {
     attempt: row.attempts,
     firstSeenAt: r.firstSeenAt,
   };
-  return r.idempotencyKey === undefined ? base : { ...base, idempotencyKey: r.idempotencyKey };
+  // Object.assign, not a spread: see toRecord in producer.ts.
+  return r.idempotencyKey === undefined
+    ? base
+    : Object.assign(base, { idempotencyKey: r.idempotencyKey });
 }
 
 /** A fresh in-memory backend. See {@link MemoryQueueBackend} for what it is (and is not) for. */
