@@ -262,13 +262,7 @@ export class NatsQueueBackend implements QueueBackend {
       // wait ran out). That attempt was spent. Hold it as a lease that has already expired, so
       // the next recovery (any process) applies the consumer's policy to it: retry with backoff
       // or, on the last attempt, the DLQ — as with a lease whose document ran out.
-      const lost: LeaseState = {
-        token: globalThis.crypto.randomUUID(),
-        reply,
-        seq: streamSeqOf(reply),
-        leasedAt: now,
-        expiresAt: now,
-      };
+      const lost = newLease(reply, now, now);
       if (
         (await this.state.put(subject, { attempt: 1, history: [], lease: lost }, 0)) !== undefined
       ) {
@@ -308,13 +302,7 @@ export class NatsQueueBackend implements QueueBackend {
     leaseMs: number,
     now: number,
   ): Delivery {
-    const lease: LeaseState = {
-      token: globalThis.crypto.randomUUID(),
-      reply,
-      seq: streamSeqOf(reply),
-      leasedAt: now,
-      expiresAt: now + leaseMs,
-    };
+    const lease = newLease(reply, now, now + leaseMs);
     this.held.set(lease.token, {
       queue,
       stored,
@@ -343,13 +331,7 @@ export class NatsQueueBackend implements QueueBackend {
     now: number,
   ): Promise<Delivery | undefined> {
     const attempt = (current?.attempt ?? 0) + 1;
-    const lease: LeaseState = {
-      token: globalThis.crypto.randomUUID(),
-      reply,
-      seq: streamSeqOf(reply),
-      leasedAt: now,
-      expiresAt: now + leaseMs,
-    };
+    const lease = newLease(reply, now, now + leaseMs);
     const next: MessageState = { attempt, history: current?.history ?? [], lease };
     const seq = await this.state.put(subject, next, expectedSeq);
     if (seq === undefined) return undefined;
@@ -941,6 +923,17 @@ export class NatsQueueBackend implements QueueBackend {
     if (this.connection.isClosed()) return;
     await this.connection.drain();
   }
+}
+
+/** A fresh lease on the delivery whose ack subject is `reply`, from `now` until `expiresAt`. */
+function newLease(reply: string, now: number, expiresAt: number): LeaseState {
+  return {
+    token: globalThis.crypto.randomUUID(),
+    reply,
+    seq: streamSeqOf(reply),
+    leasedAt: now,
+    expiresAt,
+  };
 }
 
 /** The port's lease token: the queue rides along so any process can find the message's state. */

@@ -405,28 +405,20 @@ type MessageFields = Pick<
 >;
 
 function toMessage(row: MessageFields, queue: string): Message {
-  // Two literals, not `{ ...base, idempotencyKey }`: on Node 20 a spread followed by a new
+  const base = {
+    id: row.id,
+    queue,
+    type: row.type,
+    payload: row.payload,
+    headers: row.headers,
+    attempt: row.attempts,
+    firstSeenAt: row.first_seen_at,
+  };
+  // Object.assign, not `{ ...base, idempotencyKey }`: on Node 20 a spread followed by a new
   // property takes V8's slow path, once per message here.
   return row.idempotency_key === null
-    ? {
-        id: row.id,
-        queue,
-        type: row.type,
-        payload: row.payload,
-        headers: row.headers,
-        attempt: row.attempts,
-        firstSeenAt: row.first_seen_at,
-      }
-    : {
-        id: row.id,
-        queue,
-        type: row.type,
-        payload: row.payload,
-        headers: row.headers,
-        attempt: row.attempts,
-        firstSeenAt: row.first_seen_at,
-        idempotencyKey: row.idempotency_key,
-      };
+    ? base
+    : Object.assign(base, { idempotencyKey: row.idempotency_key });
 }
 
 function toDeadLetter(row: DeadRow): DeadLetter {
