@@ -312,7 +312,7 @@ describe.skipIf(url === undefined)('nats queue backend', () => {
       queue,
       now: Date.now(),
       limit: 10,
-      decide: expired => (decided.push(expired), { kind: 'ack' }),
+      decide: expired => (decided.push(expired), { kind: 'retry', delayMs: 0, error }),
     });
     expect([count, decided]).toEqual([0, []]);
     expect(await stateOf(backend, queue, id)).toBeUndefined();

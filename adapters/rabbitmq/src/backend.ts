@@ -93,6 +93,11 @@ export interface RabbitmqQueueBackend extends QueueBackend {
    * dead letter stream), for tooling and test clean-up.
    */
   declaredQueues(): readonly string[];
+  /**
+   * Wake-ups, and the mark of a running consumer: from its first fetch the queue has a consume
+   * (push-consumer.ts) until the last subscription is disposed.
+   */
+  subscribe(queue: string, listener: () => void): Promise<Disposable>;
   /** Closes the connection (and with it every unsettled lease: the broker redelivers those). */
   close(): Promise<void>;
 }
