@@ -244,6 +244,11 @@ export class NatsQueueBackend implements QueueBackend {
       await ackRequest(this.connection, reply, '+TERM', undefined, timeoutMs);
       return undefined;
     }
+    // The common case first: a first delivery that is due needs nothing from the server.
+    const first = deliveryCountOf(reply) === 1;
+    if (first && stored.availableAt <= now) {
+      return this.leaseInMemory(queue, stored, reply, leaseMs, now);
+    }
     const subject = this.names.stateSubject(queue, stored.id);
     // A send delay the broker does not know about: wait it out without spending an attempt. A
     // document with no attempt spent records it, so the next delivery (count > 1) is not read as
@@ -253,7 +258,6 @@ export class NatsQueueBackend implements QueueBackend {
       await ackRequest(this.connection, reply, '-NAK', stored.availableAt - now, timeoutMs);
       return undefined;
     }
-    if (deliveryCountOf(reply) === 1) return this.leaseInMemory(queue, stored, reply, leaseMs, now);
     const doc = await this.state.get<MessageState>(subject);
     const current = doc?.value;
     if (doc === undefined) {
@@ -442,6 +446,23 @@ export class NatsQueueBackend implements QueueBackend {
   }
 
   async settle(lease: Lease, settlement: Settlement, now: number): Promise<boolean> {
+    if (settlement.kind === 'ack') {
+      // The common case without the general path's snapshot and closures: a first lease held
+      // here, acked — nothing to write, only the ack to send.
+      const parsed = parseToken(lease.token);
+      const held = parsed === undefined ? undefined : this.held.get(parsed.token);
+      const inMemory = held?.stateSeq === 0 ? held.state.lease : undefined;
+      if (inMemory !== undefined && held!.stored.id === lease.id) {
+        try {
+          await this.ackSoon(inMemory.reply);
+        } catch (error) {
+          // Still held: the lease runs out and recovery counts the attempt.
+          throw backendError('settle', error);
+        }
+        this.held.delete(parsed!.token);
+        return true;
+      }
+    }
     try {
       return await this.withLease(lease, false, (found, put, remove) =>
         this.apply(found, settlement, now, now, put, remove),
@@ -545,7 +566,7 @@ export class NatsQueueBackend implements QueueBackend {
    * when `settle` returns.
    */
   private ackSoon(reply: string): Promise<void> {
-    this.connection.publish(reply, '+ACK');
+    this.connection.publish(reply, ACK);
     this.flushing ??= new Promise<void>(resolve => setImmediate(resolve)).then(() => {
       this.flushing = undefined;
       return this.connection.flush();
@@ -924,6 +945,9 @@ export class NatsQueueBackend implements QueueBackend {
     await this.connection.drain();
   }
 }
+
+/** The ack command, encoded once (a string would be encoded on every publish). */
+const ACK = new TextEncoder().encode('+ACK');
 
 /** A fresh lease on the delivery whose ack subject is `reply`, from `now` until `expiresAt`. */
 function newLease(reply: string, now: number, expiresAt: number): LeaseState {
