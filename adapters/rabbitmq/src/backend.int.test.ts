@@ -196,6 +196,52 @@ describe.skipIf(url === undefined)('rabbitmq queue backend', () => {
     for (const d of delivered) await backend.settle(d.lease, { kind: 'ack' }, Date.now());
   });
 
+  it('close() with a consumer still subscribed hands its waiting deliveries back unspent', async () => {
+    const queue = queueName('push-close');
+    const pusher = await open();
+    const ids = await createProducer({ backend: pusher }).sendBatch(
+      Array.from({ length: 8 }, (_, i) => ({ queue, type: 't', payload: i })),
+    );
+    let arrived: () => void = () => undefined;
+    await pusher.subscribe(queue, () => arrived());
+    const got: Delivery[] = [];
+    await eventually(
+      async () => {
+        const r = await pusher.fetch({
+          queue,
+          limit: 3 - got.length,
+          leaseMs: 60_000,
+          now: Date.now(),
+        });
+        got.push(...r.deliveries);
+        return got.length;
+      },
+      n => n === 3,
+    );
+    // Acked, so the window (3) lets the broker push 3 more, which wait unleased.
+    const more = new Promise<void>(resolve => (arrived = resolve));
+    const acked = await Promise.all(
+      got.map(d => pusher.settle(d.lease, { kind: 'ack' }, Date.now())),
+    );
+    expect(acked).toEqual([true, true, true]);
+    await more;
+    await pusher.close(); // the subscription was never disposed
+
+    const delivered: Delivery[] = [];
+    await eventually(
+      async () => {
+        const r = await backend.fetch({ queue, limit: 8, leaseMs: 60_000, now: Date.now() });
+        delivered.push(...r.deliveries);
+        return (await backend.stats(queue, Date.now())).leased;
+      },
+      leased => leased === 5,
+    );
+    // No returned delivery is held as an expired lease: all five come as first attempts.
+    expect(delivered.map(d => d.message.id).sort()).toEqual(ids.slice(3).sort());
+    expect(delivered.every(d => d.message.attempt === 1)).toBe(true);
+    for (const d of delivered) await backend.settle(d.lease, { kind: 'ack' }, Date.now());
+  });
+
   it('kill -9 of a process holding leases: the broker returns them, recovery retries them', async () => {
     const queue = queueName('kill');
     const ids = await createProducer({ backend }).sendBatch(

@@ -22,9 +22,10 @@ export interface RabbitmqQueueBackendOptions {
   /** Connection name shown in the management UI. Default `"bulwark"`. */
   connectionName?: string;
   /**
-   * Channels a fetch asks on in parallel (`basic.get` is one round trip per message, and a
-   * channel answers one at a time). 1-32, default 16 (twice the throughput of 4 in the
-   * queue-rabbitmq benchmark, see the README; channels are cheap on one connection).
+   * Channels a `basic.get` fetch asks on in parallel (one round trip per message, and a channel
+   * answers one at a time). Used when no consumer of this backend runs on the queue (a running
+   * consumer's messages are pushed, see push-consumer.ts). 1-32, default 16 (twice the
+   * throughput of 4 in paired runs, see the README; channels are cheap on one connection).
    */
   fetchChannels?: number;
 }

@@ -12,6 +12,62 @@
  */
 import type { Channel, ConsumeMessage, Message } from 'amqplib';
 
+/**
+ * A FIFO on an array with a moving head: `shift` and `take` do not move the rest (Array#shift
+ * would, per message), and the consumed front is dropped once it is most of the array.
+ */
+class ArrayQueue<T> {
+  private items: T[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  push(item: T): void {
+    this.items.push(item);
+  }
+
+  /** The item `index` places from the front, if any. */
+  at(index: number): T | undefined {
+    return this.items[this.head + index];
+  }
+
+  shift(): void {
+    this.head++;
+    this.compact();
+  }
+
+  /** Removes and returns up to `limit` items from the front. */
+  take(limit: number): T[] {
+    const end = Math.min(this.items.length, this.head + limit);
+    const taken = this.items.slice(this.head, end);
+    this.head = end;
+    this.compact();
+    return taken;
+  }
+
+  find(match: (item: T) => boolean): T | undefined {
+    for (let i = this.head; i < this.items.length; i++) {
+      if (match(this.items[i]!)) return this.items[i];
+    }
+    return undefined;
+  }
+
+  clear(): void {
+    this.items = [];
+    this.head = 0;
+  }
+
+  private compact(): void {
+    if (this.head === this.items.length) this.clear();
+    else if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+  }
+}
+
 /** An ack requested but not sent yet (`PENDING`), or sent on its own ahead of older ones (`SENT`). */
 const PENDING = 0;
 const SENT = 1;
@@ -21,11 +77,9 @@ export class PushConsumer {
   window = 0;
   /** Deliveries of this channel not acked yet: waiting here or leased. */
   unacked = 0;
-  private waiting: ConsumeMessage[] = [];
-  private head = 0;
+  private readonly waiting = new ArrayQueue<ConsumeMessage>();
   /** Every unacked delivery of the channel in delivery-tag order (the order they arrived). */
-  private outstanding: Message[] = [];
-  private first = 0;
+  private readonly outstanding = new ArrayQueue<Message>();
   /** Delivery tag -> PENDING or SENT, for outstanding deliveries acked out of order. */
   private readonly acks = new Map<number, typeof PENDING | typeof SENT>();
   private tag: string | undefined;
@@ -44,7 +98,7 @@ export class PushConsumer {
   }
 
   get size(): number {
-    return this.waiting.length - this.head;
+    return this.waiting.length;
   }
 
   /** Starts the consume with `window` as its prefetch; resolves once the broker confirmed it. */
@@ -73,17 +127,7 @@ export class PushConsumer {
 
   /** Takes up to `limit` waiting deliveries, oldest first. */
   take(limit: number): ConsumeMessage[] {
-    const end = Math.min(this.waiting.length, this.head + limit);
-    const taken = this.waiting.slice(this.head, end);
-    this.head = end;
-    if (this.head === this.waiting.length) {
-      this.waiting = [];
-      this.head = 0;
-    } else if (this.head > 1024 && this.head * 2 > this.waiting.length) {
-      this.waiting = this.waiting.slice(this.head);
-      this.head = 0;
-    }
-    return taken;
+    return this.waiting.take(limit);
   }
 
   /**
@@ -122,22 +166,15 @@ export class PushConsumer {
    */
   sendAcks(): void {
     let last: Message | undefined;
-    while (this.first < this.outstanding.length) {
-      const message = this.outstanding[this.first]!;
+    for (let message = this.outstanding.at(0); message !== undefined;) {
       const state = this.acks.get(message.fields.deliveryTag);
       if (state === undefined) break;
       if (state === PENDING) last = message;
       this.acks.delete(message.fields.deliveryTag);
-      this.first++;
+      this.outstanding.shift();
+      message = this.outstanding.at(0);
     }
     if (last !== undefined) this.channel.ack(last, true);
-    if (this.first === this.outstanding.length) {
-      this.outstanding = [];
-      this.first = 0;
-    } else if (this.first > 1024 && this.first * 2 > this.outstanding.length) {
-      this.outstanding = this.outstanding.slice(this.first);
-      this.first = 0;
-    }
     for (const [tag, state] of this.acks) {
       if (state === SENT) continue;
       this.channel.ack(this.byTag(tag));
@@ -147,8 +184,8 @@ export class PushConsumer {
 
   private byTag(tag: number): Message {
     // Tags of one channel increase by one per delivery, so the offset is (almost always) exact.
-    const base = this.outstanding[this.first]!.fields.deliveryTag;
-    const guess = this.outstanding[this.first + tag - base];
+    const base = this.outstanding.at(0)!.fields.deliveryTag;
+    const guess = this.outstanding.at(tag - base);
     if (guess?.fields.deliveryTag === tag) return guess;
     return this.outstanding.find(message => message.fields.deliveryTag === tag)!;
   }
@@ -156,10 +193,8 @@ export class PushConsumer {
   /** The channel closed: its deliveries are back with the broker. */
   reset(): void {
     this.tag = undefined;
-    this.waiting = [];
-    this.head = 0;
-    this.outstanding = [];
-    this.first = 0;
+    this.waiting.clear();
+    this.outstanding.clear();
     this.acks.clear();
     this.unacked = 0;
   }

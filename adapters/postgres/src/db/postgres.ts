@@ -93,7 +93,7 @@ function isStalePlan(error: unknown): boolean {
  * (dead letter filters, say) beyond this run unprepared instead of growing every connection's
  * server-side cache without bound.
  */
-export const MAX_PREPARED_STATEMENTS = 200;
+const MAX_PREPARED_STATEMENTS = 200;
 const statementNames = new Map<string, string>();
 
 /**
