@@ -79,6 +79,38 @@ describe.skipIf(url === undefined)('rabbitmq queue backend', () => {
 
   describeQueueBackendContract('rabbitmq', () => ({ backend, timing: 'broker' }));
 
+  /** Fetches (limit: what is still missing) until exactly `n` are leased; returns them. */
+  const leaseExactly = async (b: RabbitmqQueueBackend, queue: string, n: number) => {
+    const got: Delivery[] = [];
+    await eventually(
+      async () => {
+        const r = await b.fetch({ queue, limit: n - got.length, leaseMs: 60_000, now: Date.now() });
+        got.push(...r.deliveries);
+        return got.length;
+      },
+      count => count === n,
+    );
+    return got;
+  };
+  /** Fetches until the backend holds `leased` leases (delivered or expired); returns the delivered. */
+  const fetchUntilLeased = async (
+    b: RabbitmqQueueBackend,
+    queue: string,
+    limit: number,
+    leased: number,
+  ) => {
+    const delivered: Delivery[] = [];
+    await eventually(
+      async () => {
+        const r = await b.fetch({ queue, limit, leaseMs: 60_000, now: Date.now() });
+        delivered.push(...r.deliveries);
+        return (await b.stats(queue, Date.now())).leased;
+      },
+      held => held === leased,
+    );
+    return delivered;
+  };
+
   /** The consumer's policy for an expired lease, as `consume` applies it (retry at once here). */
   const retryLost = (expired: ExpiredLease): RecoveryDecision => ({
     kind: 'retry',
@@ -147,20 +179,7 @@ describe.skipIf(url === undefined)('rabbitmq queue backend', () => {
     let arrived: () => void = () => undefined;
     const subscription = await pusher.subscribe(queue, () => arrived());
     // The first fetch while subscribed starts the consume, its limit (6) as the broker's window.
-    const got: Delivery[] = [];
-    await eventually(
-      async () => {
-        const r = await pusher.fetch({
-          queue,
-          limit: 6 - got.length,
-          leaseMs: 60_000,
-          now: Date.now(),
-        });
-        got.push(...r.deliveries);
-        return got.length;
-      },
-      n => n === 6,
-    );
+    const got = await leaseExactly(pusher, queue, 6);
     expect(got.map(d => d.message.id)).toEqual(ids.slice(0, 6));
     expect(got.map(d => d.message.attempt)).toEqual([1, 1, 1, 1, 1, 1]);
 
@@ -174,15 +193,7 @@ describe.skipIf(url === undefined)('rabbitmq queue backend', () => {
     await pusher.close(); // what kill -9 looks like for the unsettled one (1)
 
     // Another backend (not subscribed: basic.get) sees 6..11 as first attempts, and 1 as lost.
-    const delivered: Delivery[] = [];
-    await eventually(
-      async () => {
-        const r = await backend.fetch({ queue, limit: 12, leaseMs: 60_000, now: Date.now() });
-        delivered.push(...r.deliveries);
-        return (await backend.stats(queue, Date.now())).leased;
-      },
-      leased => leased === 7, // 6 delivered + 1 held as expired
-    );
+    const delivered = await fetchUntilLeased(backend, queue, 12, 7); // 6 delivered + 1 held as expired
     expect(delivered.map(d => d.message.id).sort()).toEqual(ids.slice(6).sort());
     expect(delivered.every(d => d.message.attempt === 1)).toBe(true);
     const decided: ExpiredLease[] = [];
@@ -204,20 +215,7 @@ describe.skipIf(url === undefined)('rabbitmq queue backend', () => {
     );
     let arrived: () => void = () => undefined;
     await pusher.subscribe(queue, () => arrived());
-    const got: Delivery[] = [];
-    await eventually(
-      async () => {
-        const r = await pusher.fetch({
-          queue,
-          limit: 3 - got.length,
-          leaseMs: 60_000,
-          now: Date.now(),
-        });
-        got.push(...r.deliveries);
-        return got.length;
-      },
-      n => n === 3,
-    );
+    const got = await leaseExactly(pusher, queue, 3);
     // Acked, so the window (3) lets the broker push 3 more, which wait unleased.
     const more = new Promise<void>(resolve => (arrived = resolve));
     const acked = await Promise.all(
@@ -227,15 +225,7 @@ describe.skipIf(url === undefined)('rabbitmq queue backend', () => {
     await more;
     await pusher.close(); // the subscription was never disposed
 
-    const delivered: Delivery[] = [];
-    await eventually(
-      async () => {
-        const r = await backend.fetch({ queue, limit: 8, leaseMs: 60_000, now: Date.now() });
-        delivered.push(...r.deliveries);
-        return (await backend.stats(queue, Date.now())).leased;
-      },
-      leased => leased === 5,
-    );
+    const delivered = await fetchUntilLeased(backend, queue, 8, 5);
     // No returned delivery is held as an expired lease: all five come as first attempts.
     expect(delivered.map(d => d.message.id).sort()).toEqual(ids.slice(3).sort());
     expect(delivered.every(d => d.message.attempt === 1)).toBe(true);
