@@ -8,6 +8,7 @@ import { sqlDatabaseContract } from './contract.js';
 import { migrate } from './migrate.js';
 import { openDatabase } from './open.js';
 import type { SqlDatabase } from './types.js';
+import { tableVacuum } from './vacuum.js';
 
 const url = process.env.DATABASE_URL;
 if (!url) console.warn('handle.int.test.ts skipped: set DATABASE_URL to a PostgreSQL server');
@@ -57,6 +58,18 @@ describe.skipIf(!url)('PostgreSQL handle', () => {
       await db.exec('alter table shapes add column b int default 2');
       // PostgreSQL refuses the old plan (its result type changed); the handle prepares anew.
       expect((await db.query(star)).rows).toEqual([{ a: 1, b: 2 }]);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('leaves vacuuming to the server: tableVacuum is never due on PostgreSQL', async () => {
+    const db = await openDatabase({ url: dbUrl, maxConnections: 1 });
+    try {
+      const vacuum = tableVacuum(db, 'public.anything');
+      vacuum.note(1e9);
+      expect(vacuum.due).toBe(false);
+      await expect(vacuum.run()).resolves.toBeUndefined();
     } finally {
       await db.close();
     }

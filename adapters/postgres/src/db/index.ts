@@ -16,3 +16,4 @@ export { openDatabase, validateOpenDatabaseOptions, type OpenDatabaseOptions } f
 export { openPglite, type PgliteDatabaseOptions } from './pglite.js';
 export { openPostgres, type PostgresDatabaseOptions } from './postgres.js';
 export { migrate, type Migration, type MigrateOptions, type MigrateResult } from './migrate.js';
+export { tableVacuum, type TableVacuum, type TableVacuumOptions } from './vacuum.js';

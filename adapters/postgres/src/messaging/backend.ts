@@ -26,7 +26,13 @@ import type {
   AttemptRecord,
   DeadReason,
 } from '@bulwark/messaging';
-import { migrate, type SqlDatabase, type SqlExecutor } from '../db/index.js';
+import {
+  migrate,
+  tableVacuum,
+  type SqlDatabase,
+  type SqlExecutor,
+  type TableVacuum,
+} from '../db/index.js';
 import { isSchemaName, messagingMigrations } from './schema.js';
 import { queueSql, type QueueSql } from './sql.js';
 import { localWakeUps, postgresListener, type PostgresListener } from './wake-ups.js';
@@ -96,6 +102,8 @@ export class PostgresQueueBackend implements QueueBackend {
   private readonly sql: QueueSql;
   private readonly wakeUps;
   private listener: PostgresListener | undefined;
+  /** PGlite runs no autovacuum: every fetch, ack and settlement leaves a dead row version. */
+  private readonly vacuum: TableVacuum;
 
   constructor(
     private readonly db: SqlDatabase,
@@ -106,6 +114,7 @@ export class PostgresQueueBackend implements QueueBackend {
     this.name = db.kind;
     this.sql = queueSql(schema, db.kind === 'postgres');
     this.wakeUps = localWakeUps(db, schema);
+    this.vacuum = tableVacuum(db, `${schema}.messages`);
   }
 
   /** Creates or upgrades the tables (idempotent). */
@@ -147,6 +156,8 @@ export class PostgresQueueBackend implements QueueBackend {
     // One fresh token for every message this fetch leases: a lease is fenced by (id, token), and a
     // message leased again later gets that later fetch's token, so a stale holder still cannot
     // settle it. Known here, it need not be read back (nor need the times, computed the same way).
+    // Before the fetch, not after: a failing vacuum must not fail a fetch that leased rows.
+    if (this.vacuum.due) await this.vacuum.run();
     const token = randomUUID();
     const leaseExpiresAt = now + leaseMs;
     const { rows } = await this.db.query<FetchedRow>(this.sql.fetch, [
@@ -156,6 +167,7 @@ export class PostgresQueueBackend implements QueueBackend {
       leaseMs,
       token,
     ]);
+    this.vacuum.note(rows.length);
     // UPDATE ... RETURNING has no order: restore the fetch order.
     rows.sort((a, b) => a.seq - b.seq);
     const deliveries: Delivery[] = rows.map(row => ({
@@ -188,6 +200,7 @@ export class PostgresQueueBackend implements QueueBackend {
       now,
       leaseMs,
     ]);
+    this.vacuum.note(rows.length);
     return rows.map(r => r.id);
   }
 
@@ -199,11 +212,14 @@ export class PostgresQueueBackend implements QueueBackend {
       leases.map(l => l.id),
       leases.map(l => l.token),
     ]);
+    this.vacuum.note(rows.length);
     return rows.map(r => r.id);
   }
 
-  settle(lease: Lease, settlement: Settlement, now: number): Promise<boolean> {
-    return this.apply(this.db, lease, settlement, now, now);
+  async settle(lease: Lease, settlement: Settlement, now: number): Promise<boolean> {
+    const changed = await this.apply(this.db, lease, settlement, now, now);
+    if (changed) this.vacuum.note(1);
+    return changed;
   }
 
   private async apply(
@@ -270,6 +286,7 @@ export class PostgresQueueBackend implements QueueBackend {
       }
       return count;
     });
+    this.vacuum.note(recovered);
     return recovered;
   }
 

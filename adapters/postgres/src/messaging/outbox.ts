@@ -15,7 +15,7 @@ import {
   type QueueBackend,
   type SendInput,
 } from '@bulwark/messaging';
-import type { SqlDatabase, SqlExecutor } from '../db/index.js';
+import { tableVacuum, type SqlDatabase, type SqlExecutor } from '../db/index.js';
 import { isSchemaName } from './schema.js';
 
 export interface OutboxOptions {
@@ -106,18 +106,23 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
     returning o.seq, o.record`;
   const markSent = `update ${schema}.outbox set sent_at = $2::float8 where seq = any($1::bigint[])`;
   const cleanup = `delete from ${schema}.outbox where sent_at < $1::float8`;
+  // PGlite runs no autovacuum; a claim, a mark and the clean-up each leave dead row versions.
+  const vacuum = tableVacuum(db, `${schema}.outbox`);
 
   let timer: TimerHandle | undefined;
   let running: Promise<void> | undefined;
   let stopped = true;
 
   async function runOnce(): Promise<number> {
+    if (vacuum.due) await vacuum.run();
     const now = clock.wallNow();
     const { rows } = await db.query<OutboxRow>(claim, [now, claimMs, batchSize]);
     if (rows.length === 0) return 0;
+    vacuum.note(rows.length);
     rows.sort((a, b) => a.seq - b.seq);
     await backend.enqueue(rows.map(r => r.record));
     await db.query(markSent, [rows.map(r => r.seq), clock.wallNow()]);
+    vacuum.note(rows.length);
     return rows.length;
   }
 
@@ -126,7 +131,7 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
       while (!stopped && (await runOnce()) === batchSize) {
         // A full batch: more may be waiting.
       }
-      await db.query(cleanup, [clock.wallNow() - keepSentMs]);
+      vacuum.note((await db.query(cleanup, [clock.wallNow() - keepSentMs])).rowCount);
     } catch (error) {
       onError(error);
     }
