@@ -27,6 +27,7 @@ import type {
   DeadReason,
 } from '@bulwark/messaging';
 import {
+  isSqlError,
   migrate,
   tableVacuum,
   type SqlDatabase,
@@ -144,20 +145,29 @@ export class PostgresQueueBackend implements QueueBackend {
         first_seen_at: r.firstSeenAt,
       })),
     );
-    if (this.db.kind === 'postgres') {
-      await executor.query(this.sql.enqueueNotify, [json, this.schema]);
-    } else {
-      await executor.query(this.sql.enqueue, [json]);
+    const pg = this.db.kind === 'postgres';
+    const params = pg ? [json, this.schema] : [json];
+    // The plain INSERT first, where a failed statement costs nothing more than itself; inside a
+    // transaction (a replay) it would abort the transaction, so there the conflict-safe one only.
+    if (executor === this.db) {
+      try {
+        await executor.query(pg ? this.sql.enqueueFreshNotify : this.sql.enqueueFresh, params);
+        return;
+      } catch (error) {
+        if (!(isSqlError(error) && error.code === 'DB_UNIQUE_VIOLATION')) throw error;
+        // An id already there: the whole batch failed; insert it again, skipping duplicates.
+      }
     }
+    await executor.query(pg ? this.sql.enqueueNotify : this.sql.enqueue, params);
   }
 
   async fetch(request: FetchRequest): Promise<FetchResult> {
     const { queue, limit, leaseMs, now } = request;
+    // Before the fetch, not after: a failing vacuum must not fail a fetch that leased rows.
+    if (this.vacuum.due) await this.vacuum.run();
     // One fresh token for every message this fetch leases: a lease is fenced by (id, token), and a
     // message leased again later gets that later fetch's token, so a stale holder still cannot
     // settle it. Known here, it need not be read back (nor need the times, computed the same way).
-    // Before the fetch, not after: a failing vacuum must not fail a fetch that leased rows.
-    if (this.vacuum.due) await this.vacuum.run();
     const token = randomUUID();
     const leaseExpiresAt = now + leaseMs;
     const { rows } = await this.db.query<FetchedRow>(this.sql.fetch, [
