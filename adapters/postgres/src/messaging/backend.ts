@@ -68,11 +68,16 @@ interface MessageRow {
   seq?: number;
 }
 
-/** A row as a fetch returns it (sql.ts FETCHED). */
-type FetchedRow = Pick<
-  MessageRow,
-  'id' | 'type' | 'idempotency_key' | 'attempts' | 'first_seen_at'
-> & { seq: number; payload_json: string; headers_json: string };
+/** One message as a fetch returns it, in its JSON batch (sql.ts FETCHED_AS_JSON). */
+type FetchedMessage = [
+  id: string,
+  type: string,
+  payload: unknown,
+  headers: MessageRow['headers'],
+  idempotencyKey: string | null,
+  attempts: number,
+  firstSeenAt: number,
+];
 
 interface DeadRow {
   id: string;
@@ -170,32 +175,35 @@ export class PostgresQueueBackend implements QueueBackend {
     // settle it. Known here, it need not be read back (nor need the times, computed the same way).
     const token = randomUUID();
     const leaseExpiresAt = now + leaseMs;
-    const { rows } = await this.db.query<FetchedRow>(this.sql.fetch, [
+    const { rows } = await this.db.query<{ batch: string | null }>(this.sql.fetch, [
       queue,
       now,
       limit,
       leaseMs,
       token,
     ]);
-    this.vacuum.note(rows.length);
-    // UPDATE ... RETURNING has no order: restore the fetch order.
-    rows.sort((a, b) => a.seq - b.seq);
-    const deliveries: Delivery[] = rows.map(row => ({
-      message: toMessage(
-        {
-          id: row.id,
-          type: row.type,
-          payload: JSON.parse(row.payload_json) as unknown,
-          headers: JSON.parse(row.headers_json) as MessageRow['headers'],
-          idempotency_key: row.idempotency_key,
-          attempts: row.attempts,
-          first_seen_at: row.first_seen_at,
-        },
-        queue,
-      ),
-      lease: { id: row.id, token },
-      leaseExpiresAt,
-    }));
+    // In fetch order already (the aggregate orders by seq); null when nothing was leased.
+    const batch = rows[0]?.batch;
+    const fetched = batch ? (JSON.parse(batch) as FetchedMessage[]) : [];
+    this.vacuum.note(fetched.length);
+    const deliveries: Delivery[] = fetched.map(
+      ([id, type, payload, headers, idempotencyKey, attempts, firstSeenAt]) => ({
+        message: toMessage(
+          {
+            id,
+            type,
+            payload,
+            headers,
+            idempotency_key: idempotencyKey,
+            attempts,
+            first_seen_at: firstSeenAt,
+          },
+          queue,
+        ),
+        lease: { id, token },
+        leaseExpiresAt,
+      }),
+    );
     if (deliveries.length >= limit) return { deliveries };
     const next = await this.db.query<{ at: number | null }>(this.sql.nextAvailable, [queue, now]);
     const at = next.rows[0]?.at;
@@ -218,12 +226,14 @@ export class PostgresQueueBackend implements QueueBackend {
   // `now` is part of the port; an ack deletes the row, so the time it happened is not kept.
   async ackMany(leases: readonly Lease[], _now?: number): Promise<readonly string[]> {
     if (leases.length === 0) return [];
-    const { rows } = await this.db.query<{ id: string }>(this.sql.ackMany, [
+    const { rows } = await this.db.query<{ ids: string | null }>(this.sql.ackMany, [
       leases.map(l => l.id),
       leases.map(l => l.token),
     ]);
-    this.vacuum.note(rows.length);
-    return rows.map(r => r.id);
+    const ids = rows[0]?.ids;
+    const acked = ids ? (JSON.parse(ids) as string[]) : [];
+    this.vacuum.note(acked.length);
+    return acked;
   }
 
   async settle(lease: Lease, settlement: Settlement, now: number): Promise<boolean> {
