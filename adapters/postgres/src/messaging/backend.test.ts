@@ -20,33 +20,6 @@ afterAll(async () => {
 
 describeQueueBackendContract('pglite', () => ({ backend }));
 
-describe('ackMany', () => {
-  it('acks every current lease in one statement and leaves a stale one alone', async () => {
-    const queue = `ack-many-${Date.now().toString(36)}`;
-    const now = Date.now();
-    await backend.enqueue(
-      [1, 2, 3].map(i => ({
-        id: `${queue}-${i}`,
-        queue,
-        type: 't',
-        payload: i,
-        headers: {},
-        availableAt: now,
-        firstSeenAt: now,
-      })),
-    );
-    const { deliveries } = await backend.fetch({ queue, limit: 3, leaseMs: 30_000, now });
-    expect(deliveries).toHaveLength(3);
-    const leases = deliveries.map(d => d.lease);
-    const stale = { id: leases[2]!.id, token: 'not-the-token' };
-    const acked = await backend.ackMany([leases[0]!, leases[1]!, stale], now);
-    expect([...acked].sort()).toEqual([leases[0]!.id, leases[1]!.id].sort());
-    const stats = await backend.stats(queue, now);
-    expect(stats).toMatchObject({ ready: 0, leased: 1 });
-    expect(await backend.ackMany([], now)).toEqual([]);
-  });
-});
-
 describe('on PGlite, which runs no autovacuum', () => {
   it('vacuums its messages table as it goes: the table stops growing under a steady churn', async () => {
     // A schema of its own: the sizes must not depend on the other tests' messages.

@@ -503,6 +503,37 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
         expect(await h.backend.settle(current, { kind: 'ack' }, t + 102)).toBe(false);
       });
 
+      it('ackMany (where a backend has it) acks the current leases of a batch, never a stale one', async () => {
+        const ackMany = h.backend.ackMany?.bind(h.backend);
+        if (ackMany === undefined) return; // optional: the consumer then settles one by one
+        const ids = await h.producer.sendBatch(
+          [1, 2, 3].map(i => ({ queue, type: 't', payload: i })),
+        );
+        const t = h.clock.wallNow();
+        const first = await h.backend.fetch({ queue, limit: 3, leaseMs: 100, now: t });
+        expect(first.deliveries).toHaveLength(3);
+        const decided = await h.backend.recoverExpiredLeases({
+          queue,
+          now: t + 100,
+          limit: 10,
+          decide: () => ({
+            kind: 'retry',
+            delayMs: 0,
+            error: { code: 'LEASE_EXPIRED', message: 'x' },
+          }),
+        });
+        expect(decided).toBe(3);
+        const second = await h.backend.fetch({ queue, limit: 3, leaseMs: 100, now: t + 100 });
+        const current = new Map(second.deliveries.map(d => [d.message.id, d.lease]));
+        const stale = first.deliveries.find(d => d.message.id === ids[0])!.lease;
+        const acked = await ackMany([stale, current.get(ids[1]!)!, current.get(ids[2]!)!], t + 101);
+        expect([...acked].sort()).toEqual([ids[1], ids[2]].sort());
+        // The stale lease's message is still leased to its current holder, who can ack it.
+        expect((await h.backend.stats(queue, t + 101)).leased).toBe(1);
+        expect(await ackMany([current.get(ids[0]!)!], t + 102)).toEqual([ids[0]]);
+        expect(await ackMany([], t + 102)).toEqual([]);
+      });
+
       it("heartbeats keep a long-running handler's lease, so no other consumer takes it", async () => {
         await h.producer.send({ queue, type: 't', payload: 1 });
         let finished = false;
