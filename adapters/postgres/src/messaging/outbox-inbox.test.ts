@@ -115,4 +115,33 @@ describe('outbox and inbox (PGlite)', () => {
     expect(await box.purgeExpired()).toBeGreaterThanOrEqual(1);
     expect((await box.handle(message, effect)).duplicate).toBe(false);
   });
+
+  it('the relay vacuums its outbox table on PGlite (no autovacuum there) once enough rows changed', async () => {
+    // A schema of its own, so only this test's rows count.
+    const schema = 'vacuumed_outbox';
+    const own = await postgresQueueBackend({ db, schema });
+    const h = new ContractHarness(own);
+    const box = outbox({ schema, clock: h.clock });
+    const relay = outboxRelay({ db, backend: own, schema, batchSize: 500, clock: h.clock });
+    const reltuples = async () =>
+      (
+        await db.query<{ n: number }>(
+          `select reltuples::float8 as n from pg_class where oid = '${schema}.outbox'::regclass`,
+        )
+      ).rows[0]!.n;
+    // -1: never vacuumed (nor analysed).
+    expect(await reltuples()).toBe(-1);
+    await db.transaction(async tx => {
+      await box.enqueue(
+        tx,
+        Array.from({ length: 2_500 }, (_, i) => ({ queue: 'vac', type: 't', payload: i })),
+      );
+    });
+    let relayed = 0;
+    for (let n = await relay.runOnce(); n > 0; n = await relay.runOnce()) relayed += n;
+    expect(relayed).toBe(2_500);
+    // A claim and a mark per row: 5,000 changed rows, the floor; the last runOnce vacuumed first,
+    // and VACUUM records the table's live rows (the sent rows, kept for keepSentMs).
+    expect(await reltuples()).toBe(2_500);
+  }, 60_000);
 });
