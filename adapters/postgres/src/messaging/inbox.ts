@@ -11,7 +11,7 @@
  */
 import { InvalidOptionsError, systemClock, type Clock } from '@bulwark/core';
 import type { Message } from '@bulwark/messaging';
-import type { SqlDatabase, SqlTransaction } from '../db/index.js';
+import { tableVacuum, type SqlDatabase, type SqlTransaction } from '../db/index.js';
 import { isSchemaName } from './schema.js';
 
 export interface InboxOptions {
@@ -62,6 +62,8 @@ export function inbox(options: InboxOptions): Inbox {
     on conflict (key) do update set processed_at = excluded.processed_at
     where ${schema}.inbox.processed_at < $2::float8 - $3::float8`;
   const purge = `delete from ${schema}.inbox where processed_at < $1::float8`;
+  // PGlite runs no autovacuum: the rows a purge deletes are reclaimed before the next purge.
+  const vacuum = tableVacuum(db, `${schema}.inbox`);
 
   return {
     handle(message, effect) {
@@ -73,7 +75,9 @@ export function inbox(options: InboxOptions): Inbox {
       });
     },
     async purgeExpired() {
+      if (vacuum.due) await vacuum.run();
       const { rowCount } = await db.query(purge, [clock.wallNow() - retentionMs]);
+      vacuum.note(rowCount);
       return rowCount;
     },
   };

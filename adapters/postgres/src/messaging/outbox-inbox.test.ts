@@ -144,4 +144,25 @@ describe('outbox and inbox (PGlite)', () => {
     // and VACUUM records the table's live rows (the sent rows, kept for keepSentMs).
     expect(await reltuples()).toBe(2_500);
   }, 60_000);
+
+  it('purgeExpired vacuums the inbox table on PGlite once a purge deleted 5,000 keys', async () => {
+    const schema = 'vacuumed_inbox';
+    await postgresQueueBackend({ db, schema }); // creates the schema's tables
+    const h = new ContractHarness(backend);
+    const box = inbox({ db, schema, name: 'test.vacuum', retentionMs: 1_000, clock: h.clock });
+    const reltuples = async () =>
+      (
+        await db.query<{ n: number }>(
+          `select reltuples::float8 as n from pg_class where oid = '${schema}.inbox'::regclass`,
+        )
+      ).rows[0]!.n;
+    for (let i = 0; i < 5_000; i++) await box.handle({ id: `m-${i}` }, () => Promise.resolve());
+    await h.clock.advance(1_001);
+    expect(await box.purgeExpired()).toBe(5_000);
+    expect(await reltuples()).toBe(-1); // never vacuumed yet
+    await box.handle({ id: 'kept' }, () => Promise.resolve());
+    // The next purge vacuums first: VACUUM records the one live key.
+    expect(await box.purgeExpired()).toBe(0);
+    expect(await reltuples()).toBe(1);
+  }, 60_000);
 });
