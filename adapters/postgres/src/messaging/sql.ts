@@ -45,39 +45,43 @@ const FETCHED_AS_JSON = `json_agg(json_build_array(f.id, f.type, f.payload, f.he
     f.idempotency_key, f.attempts, f.first_seen_at) order by f.seq)::text as batch`;
 
 /**
- * Which rows an ack batch deletes: those whose (id, token) pair is in the batch. The pairs join
- * differently per engine because of what each planner knows.
+ * The rows of a batch of leases — those whose (id, token) pair is in `$1`/`$2` — for an ack batch
+ * (DELETE ... `using`) or a heartbeat (UPDATE ... `from`). The pairs join differently per engine
+ * because of what each planner knows.
  *
  * PostgreSQL: the primary key finds the ids (`id = ANY`), the pair list filters them. Joined to
  * the pairs instead, the planner read every entry of the leased-rows partial index — including
  * the entries of rows acked since autovacuum last ran (its naptime is a minute), 35,100 of them
  * in an ad-hoc run: 5.51 / 4.24 ms per ack of 100 against 2.60 / 1.72 ms this way (two runs,
- * 300 acks each way, interleaved).
+ * 300 acks each way, interleaved). No `state = 'leased'` there: it steers the planner back to
+ * that index (4.96 ms). A token is only ever set by a fetch, with state 'leased', and cleared by
+ * every return to 'ready' (defer, retry), so a matching token means the row is leased.
  *
  * PGlite: it has no statistics (no autovacuum, hence no auto-analyse), and without them the
  * planner turns the `id = ANY` form into a sequential scan of the whole table. The join reads the
  * leased-rows index, whose dead entries our own vacuum bounds (see db/vacuum.ts).
  */
-// No `state = 'leased'` here: it steers the planner back to the leased-rows index (4.96 ms). A
-// token is only ever set by a fetch, with state 'leased', and cleared by every return to 'ready'
-// (defer, retry), so a matching token means the row is leased.
-const ACK_MANY_SERVER = `where m.id = any($1::text[])
-        and (m.id, m.lease_token) in (select * from unnest($1::text[], $2::text[]))`;
-const ACK_MANY_PGLITE = `using unnest($1::text[], $2::text[]) as l(id, token)
-      where m.id = l.id and m.lease_token = l.token and m.state = 'leased'`;
+function heldLeases(server: boolean, join: 'using' | 'from'): string {
+  return server
+    ? `where m.id = any($1::text[])
+        and (m.id, m.lease_token) in (select * from unnest($1::text[], $2::text[]))`
+    : `${join} unnest($1::text[], $2::text[]) as l(id, token)
+        where m.id = l.id and m.lease_token = l.token and m.state = 'leased'`;
+}
 
 /** One attempt's history entry: the attempt in flight, when it was leased, when it ended, why. */
 const HISTORY_ENTRY = (endedAt: string, code: string, message: string): string =>
   `jsonb_build_array(jsonb_build_object('attempt', attempts, 'startedAt', leased_at, 'endedAt', ${endedAt}, 'code', ${code}, 'message', ${message}))`;
 
 /**
- * `rowLocks`: whether a fetch must lock the rows it picks (`FOR UPDATE SKIP LOCKED`), i.e.
- * whether other sessions can fetch at the same time. PostgreSQL: yes. PGlite: no — it has one
+ * `server`: PostgreSQL (true) or PGlite. It decides how a batch of leases finds its rows
+ * ({@link heldLeases}) and whether a fetch locks the rows it picks (`FOR UPDATE SKIP LOCKED`),
+ * i.e. whether other sessions can fetch at the same time. PostgreSQL: yes. PGlite: no — it has one
  * connection, and the handle runs one statement at a time, so nothing can pick a row between
  * the sub-select and the UPDATE. Without the locks a PGlite fetch of 100 writes no lock record
  * per row (WAL: one record per picked row) and takes 15–21 % less time (see the README).
  */
-export function queueSql(s: string, rowLocks = true): QueueSql {
+export function queueSql(s: string, server = true): QueueSql {
   const insertFresh = `insert into ${s}.messages
       (id, queue, type, payload, headers, idempotency_key, available_at, first_seen_at)
     select x.id, x.queue, x.type, coalesce(x.payload, 'null'::jsonb), x.headers, x.idempotency_key,
@@ -107,7 +111,7 @@ export function queueSql(s: string, rowLocks = true): QueueSql {
         where queue = $1 and state = 'ready' and available_at <= $2::float8
         order by available_at, seq
         limit $3::int
-        ${rowLocks ? 'for update skip locked' : ''}
+        ${server ? 'for update skip locked' : ''}
       ))
       returning m.seq, m.id, m.type, m.payload, m.headers, m.idempotency_key, m.attempts,
         m.first_seen_at)
@@ -115,13 +119,12 @@ export function queueSql(s: string, rowLocks = true): QueueSql {
     nextAvailable: `select min(available_at) as at from ${s}.messages
       where queue = $1 and state = 'ready' and available_at > $2::float8`,
     extend: `update ${s}.messages m set lease_expires_at = $3::float8 + $4::float8
-      from unnest($1::text[], $2::text[]) as l(id, token)
-      where m.id = l.id and m.lease_token = l.token and m.state = 'leased'
+      ${heldLeases(server, 'from')}
       returning m.id`,
     ack: `delete from ${s}.messages where ${owned}`,
     // The acked ids as one JSON text value, for the same reason as a fetch's rows.
     ackMany: `with d as (delete from ${s}.messages m
-      ${rowLocks ? ACK_MANY_SERVER : ACK_MANY_PGLITE}
+      ${heldLeases(server, 'using')}
       returning m.id)
       select json_agg(d.id)::text as ids from d`,
     defer: `update ${s}.messages

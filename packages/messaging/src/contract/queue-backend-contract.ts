@@ -497,6 +497,10 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
         const second = await h.backend.fetch({ queue, limit: 1, leaseMs: 100, now: t + 100 });
         expect(second.deliveries[0]?.message.attempt).toBe(2);
         const old = first.deliveries[0]!.lease;
+        // A heartbeat of the stale holder keeps nothing; the current holder's keeps its lease.
+        expect(await h.backend.extendLeases([old], 100, t + 100)).toEqual([]);
+        const current0 = second.deliveries[0]!.lease;
+        expect(await h.backend.extendLeases([old, current0], 100, t + 100)).toEqual([current0.id]);
         expect(await h.backend.settle(old, { kind: 'ack' }, t + 101)).toBe(false);
         const current = second.deliveries[0]!.lease;
         expect(await h.backend.settle(current, { kind: 'ack' }, t + 101)).toBe(true);
