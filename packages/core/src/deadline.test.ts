@@ -211,4 +211,19 @@ describe('Deadline', () => {
     expect(linked(root)).toBe(0); // aborted scopes drop their listeners
     expect(linked(middle)).toBe(0);
   });
+
+  it('cancellation is the Scope behind signal: armed like it, aborting when the deadline passes', async () => {
+    const clock = new TestClock();
+    const deadline = Deadline.after(100, { clock });
+    const cancellation = deadline.cancellation;
+    let fired = 0;
+    cancellation.addEventListener('abort', () => (fired += 1));
+    await clock.advance(100);
+    expect(fired).toBe(1);
+    expect(cancellation.aborted).toBe(true);
+    expect(isDeadlineExceededError(cancellation.reason)).toBe(true);
+    // Nobody read `signal`: no AbortController was made.
+    expect((cancellation as unknown as { controller: unknown }).controller).toBeUndefined();
+    expect(deadline.signal.aborted).toBe(true);
+  });
 });

@@ -107,6 +107,16 @@ export class Deadline {
     return this.scope.signal;
   }
 
+  /**
+   * The same as `signal`, as the core {@link Scope} behind it: an {@link AbortSource} that
+   * Bulwark's clients, caches and batch loaders take as `signal` with no AbortController (whose
+   * creation and abort event cost microseconds on Node 20). Armed like `signal`.
+   */
+  get cancellation(): Scope {
+    this.arm();
+    return this.scope;
+  }
+
   /** Throws `DeadlineExceededError` (or the cancellation reason) when no time is left. */
   throwIfExpired(): void {
     if (this.cancelled()) throw this.scope.reason;

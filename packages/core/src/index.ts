@@ -37,7 +37,7 @@ export {
   type Work,
 } from './policy.js';
 export { pipeline, type Pipeline } from './pipeline.js';
-export { Scope, type AbortSource } from './scope.js';
+export { NEVER_SCOPE, Scope, type AbortSource } from './scope.js';
 export { timeout, TimeoutPolicy, type TimeoutOptions, type TimeoutEvent } from './timeout.js';
 export {
   circuitBreaker,

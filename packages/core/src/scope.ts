@@ -81,7 +81,8 @@ export class Scope implements AbortListener, AbortSource {
    * EventTarget-style subscription for I/O libraries (see {@link AbortSource}). The listener is
    * called once, with no event; read `reason` for why. `once` is implied.
    */
-  addEventListener(type: 'abort', listener: () => void): void {
+  // `options` as EventTarget's (a caller passing `{ once: true }` to either kind of source).
+  addEventListener(type: 'abort', listener: () => void, _options?: unknown): void {
     if (type !== 'abort') return;
     if (this.aborted) {
       listener();
@@ -102,7 +103,10 @@ export class Scope implements AbortListener, AbortSource {
   }
 }
 
-/** A scope that never aborts, shared by calls that have neither a signal nor a deadline. */
+/**
+ * A scope that never aborts (its `abort`, `add` and listeners are no-ops), shared by calls that
+ * have neither a signal nor a deadline, and by runs nobody can cancel.
+ */
 export const NEVER_SCOPE: Scope = new (class NeverScope extends Scope {
   override abort(): void {}
   override add(): void {}

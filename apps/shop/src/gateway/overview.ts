@@ -7,7 +7,7 @@
  * - `recommendations` (optional): the user's picks; when they fail, popular products (kept in a
  *   long-lived cache, so they survive the recommendations service being down).
  */
-import type { Deadline } from '@bulwark/core';
+import type { Deadline, Scope } from '@bulwark/core';
 import { alternate, composition, staleFrom } from '@bulwark/compose';
 import { batchLoader } from '@bulwark/compose/batch';
 import type { TieredCache } from '@bulwark/compose/cache';
@@ -49,13 +49,13 @@ async function recentOrders(
   o: OverviewOptions,
   userId: number,
   deadline: Deadline,
-  signal: AbortSignal,
+  cancel: AbortSignal | Scope,
 ): Promise<OverviewOrder[]> {
   const { orders, catalog } = o.upstreams;
   const page = await orders.getJson<OrdersPage>(`/users/${userId}/orders`, {
     query: { limit: o.recentOrders },
     deadline,
-    signal,
+    signal: cancel,
   });
   // One loader per load: every line's product id goes out in one /products?ids= call
   // (⌈n/100⌉ for more), duplicates once.
@@ -66,7 +66,7 @@ async function recentOrders(
       const found = await catalog.getJson<ProductBatch>('/products', {
         query: { ids: ids.join(',') },
         deadline,
-        signal: batch.signal,
+        signal: batch.cancel,
       });
       // null marks a product the catalog does not know ("known absent"), not a failure.
       const result = new Map<number, Product | null>(found.missing.map(id => [id, null]));
@@ -75,7 +75,7 @@ async function recentOrders(
     },
   });
   const ids = [...new Set(page.items.flatMap(order => order.lines.map(l => l.productId)))];
-  const loaded = await products.loadMany(ids, { deadline, signal });
+  const loaded = await products.loadMany(ids, { deadline, signal: cancel });
   const byId = new Map<number, Product | null>();
   for (const [i, value] of loaded.entries()) {
     // A catalog failure fails the part, which then serves the cached overview (stale).
@@ -98,16 +98,16 @@ async function recentOrders(
 
 export async function loadPopular(
   o: Pick<OverviewOptions, 'upstreams' | 'popularCache'>,
-  signal: AbortSignal,
+  signal: AbortSignal | Scope,
   deadline?: Deadline,
 ): Promise<Recommendation[]> {
   const result = await o.popularCache.fetch(
     'popular',
-    async ({ signal: loadSignal }) =>
+    async ({ cancel }) =>
       (
         await o.upstreams.recommendations.getJson<RecommendationList>('/popular', {
           query: { limit: 50 },
-          signal: loadSignal,
+          signal: cancel,
           ...(deadline === undefined ? {} : { deadline }),
         })
       ).items,
@@ -133,8 +133,10 @@ export function overviewComposition(o: OverviewOptions) {
       load: async ({ userId }, ctx) => {
         const result = await o.ordersCache.fetch(
           `user:${userId}`,
-          ({ signal }) => recentOrders(o, userId, ctx.deadline, signal),
-          { signal: ctx.signal },
+          // `cancel`, not `signal`, all the way down: each AbortSignal read here would make an
+          // AbortController, and aborting it dispatch an event, on every request.
+          ({ cancel }) => recentOrders(o, userId, ctx.deadline, cancel),
+          { signal: ctx.cancel },
         );
         ctx.provenance(result.provenance);
         return result.value;
@@ -153,7 +155,7 @@ export function overviewComposition(o: OverviewOptions) {
         ).items,
       fallbacks: [
         alternate('popular-items', async (_input, ctx) =>
-          (await loadPopular(o, ctx.signal, ctx.deadline)).slice(0, o.recommendations),
+          (await loadPopular(o, ctx.cancel, ctx.deadline)).slice(0, o.recommendations),
         ),
       ],
     });

@@ -1,5 +1,5 @@
 import { getEventListeners } from 'node:events';
-import { Deadline, isCancelledError, isDeadlineExceededError } from '@bulwark/core';
+import { Deadline, isCancelledError, isDeadlineExceededError, Scope } from '@bulwark/core';
 import { runWithDeadline } from '@bulwark/core/ambient';
 import { TestClock, flushMicrotasks } from '@bulwark/testing';
 import { describe, expect, it } from 'vitest';
@@ -324,6 +324,26 @@ describe('batchLoader: deadlines and cancellation', () => {
     const errors = await Promise.all(pending);
     expect(errors.every(isCancelledError)).toBe(true);
     expect(getEventListeners(caller.signal, 'abort')).toHaveLength(0);
+  });
+
+  it('takes a core Scope as the caller signal; the batch gets a Scope that aborts when all left', async () => {
+    let batchCancel: Scope | undefined;
+    const loader = batchLoader<number, string>({
+      name: 'users',
+      load: (_keys, batch) => {
+        batchCancel = batch.cancel;
+        return new Promise(() => {});
+      },
+    });
+    const caller = new Scope();
+    const pending = [1, 2].map(k => loader.load(k, { signal: caller }).catch((e: unknown) => e));
+    await new Promise(resolve => setImmediate(resolve)); // the batch goes out on the next turn
+    expect(batchCancel?.aborted).toBe(false);
+    caller.abort(new Error('client gone'));
+    const errors = await Promise.all(pending);
+    expect(errors.every(isCancelledError)).toBe(true);
+    expect(batchCancel?.aborted).toBe(true);
+    expect((batchCancel as unknown as { controller: unknown }).controller).toBeUndefined();
   });
 
   it('a key whose callers all left before the send is not asked for', async () => {

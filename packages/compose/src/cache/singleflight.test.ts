@@ -1,4 +1,4 @@
-import { isCancelledError } from '@bulwark/core';
+import { isCancelledError, Scope } from '@bulwark/core';
 import { controllableWork } from '@bulwark/testing';
 import { describe, expect, it } from 'vitest';
 import { singleflight } from './singleflight.js';
@@ -68,7 +68,7 @@ describe('singleflight', () => {
   it('lets a caller leave at once without cancelling the run for the others', async () => {
     const group = singleflight<string, string>();
     const work = controllableWork<string>();
-    let runSignal: AbortSignal | undefined;
+    let runSignal: Scope | undefined;
     const leaving = new AbortController();
     const first = group.do(
       'k',
@@ -92,7 +92,7 @@ describe('singleflight', () => {
 
   it('aborts the run when every caller has left, and the next caller starts a new run', async () => {
     const group = singleflight<string, string>();
-    const signals: AbortSignal[] = [];
+    const signals: Scope[] = [];
     const never = () => new Promise<string>(() => {});
     const a = new AbortController();
     const b = new AbortController();
@@ -111,7 +111,7 @@ describe('singleflight', () => {
 
   it('never aborts a run joined by a caller without a signal', async () => {
     const group = singleflight<string, string>();
-    let runSignal: AbortSignal | undefined;
+    let runSignal: Scope | undefined;
     const gate = deferred<string>();
     const leaving = new AbortController();
     const left = group.do(
@@ -153,5 +153,25 @@ describe('singleflight', () => {
     const p2 = group.do('k', () => Promise.resolve(2));
     first.resolve(1);
     expect(await Promise.all([p1, p2])).toEqual([1, 2]);
+  });
+
+  it('takes a core Scope as a caller signal, and makes no AbortSignal unless the work reads one', async () => {
+    const group = singleflight<string, string>();
+    let run: Scope | undefined;
+    const leaving = new Scope();
+    const first = group.do(
+      'k',
+      cancel => {
+        run = cancel;
+        return new Promise<string>(() => {});
+      },
+      { signal: leaving },
+    );
+    leaving.abort(new Error('client gone'));
+    await expect(first).rejects.toSatisfy(isCancelledError);
+    // Every caller left: the run's scope aborted, with no AbortController behind it.
+    expect(run?.aborted).toBe(true);
+    expect((run as unknown as { controller: unknown }).controller).toBeUndefined();
+    expect(run?.signal.aborted).toBe(true); // made on demand, already aborted
   });
 });

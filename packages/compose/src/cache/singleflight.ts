@@ -3,28 +3,33 @@
  * while it runs share its result (Go's `golang.org/x/sync/singleflight`).
  *
  * Unlike Go's, a caller can leave: when its `signal` aborts it stops waiting at once (rejecting
- * with `CancelledError`) and the run carries on for the others. The run's own signal aborts only
- * when every caller has left, so one impatient caller cannot cancel a load others still want
+ * with `CancelledError`) and the run carries on for the others. The run's own cancellation aborts
+ * only when every caller has left, so one impatient caller cannot cancel a load others still want
  * (the "cross-request coupling" Go users hit). A caller that passes no signal never leaves.
  *
- * Cost: one shared promise per run. A run started by a caller with a signal also gets an
- * AbortController (about 16 µs each on Node 20, so never made when nobody can leave); a run
- * started without one gets a shared signal that never aborts, since its first caller never
- * leaves. A caller with a signal adds a promise and a listener.
+ * Cost: one shared promise per run. A run started by a caller with a signal also gets a core
+ * `Scope` (a few fields; its AbortSignal is made only if the work reads `cancel.signal` — an
+ * AbortController, and the event dispatch of aborting one, cost microseconds each on Node 20);
+ * a run started without one gets the shared NEVER_SCOPE, since its first caller never leaves. A
+ * caller with a signal adds a promise and a listener.
  */
-import { CancelledError } from '@bulwark/core';
+import { CancelledError, NEVER_SCOPE, Scope } from '@bulwark/core';
 
 export interface SingleflightOptions {
-  /** This caller stops waiting when it aborts; the run continues while others wait. */
-  readonly signal?: AbortSignal | undefined;
+  /**
+   * This caller stops waiting when it aborts; the run continues while others wait. A core
+   * `Scope` (a part's `ctx.cancel`) works too and costs no AbortController.
+   */
+  readonly signal?: AbortSignal | Scope | undefined;
 }
 
 export interface Singleflight<K, V> {
   /**
    * Runs `work` for `key` unless a run for `key` is in flight, in which case it waits for that
-   * run. `work` gets an AbortSignal that fires when every waiting caller has left.
+   * run. `work` gets the run's cancellation, a core `Scope` that aborts when every waiting
+   * caller has left (`cancel.signal` makes an AbortSignal of it, on first read).
    */
-  do(key: K, work: (signal: AbortSignal) => Promise<V>, options?: SingleflightOptions): Promise<V>;
+  do(key: K, work: (cancel: Scope) => Promise<V>, options?: SingleflightOptions): Promise<V>;
   /** True while a run for `key` is in flight (a `do` now would join it). */
   has(key: K): boolean;
   /** Callers arriving after this start a new run; callers already waiting keep the old one. */
@@ -33,12 +38,10 @@ export interface Singleflight<K, V> {
   readonly size: number;
 }
 
-/** The signal of runs nobody can abort (their first caller passed no signal). */
-export const NEVER_ABORTED: AbortSignal = new AbortController().signal;
-
 interface Flight<V> {
   readonly promise: Promise<V>;
-  readonly controller: AbortController | undefined;
+  /** NEVER_SCOPE for a run nobody can abort (its first caller passed no signal). */
+  readonly cancel: Scope;
   /** Callers still waiting, or Infinity once a caller that cannot leave joined. */
   waiters: number;
 }
@@ -46,15 +49,15 @@ interface Flight<V> {
 export function singleflight<K, V>(): Singleflight<K, V> {
   const flights = new Map<K, Flight<V>>();
 
-  function start(key: K, work: (signal: AbortSignal) => Promise<V>, abortable: boolean): Flight<V> {
-    const controller = abortable ? new AbortController() : undefined;
+  function start(key: K, work: (cancel: Scope) => Promise<V>, abortable: boolean): Flight<V> {
+    const cancel = abortable ? new Scope() : NEVER_SCOPE;
     let promise: Promise<V>;
     try {
-      promise = Promise.resolve(work(controller === undefined ? NEVER_ABORTED : controller.signal));
+      promise = Promise.resolve(work(cancel));
     } catch (error) {
       promise = Promise.reject(error);
     }
-    const flight: Flight<V> = { promise, controller, waiters: 0 };
+    const flight: Flight<V> = { promise, cancel, waiters: 0 };
     const done = (): void => {
       if (flights.get(key) === flight) flights.delete(key);
     };
@@ -70,7 +73,7 @@ export function singleflight<K, V>(): Singleflight<K, V> {
     if (flight.waiters > 0) return;
     // Everyone left: stop the work and let the next caller start afresh.
     if (flights.get(key) === flight) flights.delete(key);
-    flight.controller?.abort(new CancelledError());
+    flight.cancel.abort(new CancelledError());
   }
 
   return {

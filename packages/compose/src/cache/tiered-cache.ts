@@ -19,9 +19,11 @@ import {
   circuitBreaker,
   Emitter,
   isCancelledError,
+  NEVER_SCOPE,
   pipeline,
   timeout,
   type Composable,
+  type Scope,
   type Policy,
   type Subscribe,
 } from '@bulwark/core';
@@ -30,21 +32,40 @@ import type { CachedValue, CacheTier, Provenance } from '../provenance.js';
 import { formatCacheStatus } from './cache-status.js';
 import type { TieredCacheEvent } from './events.js';
 import { resolveTieredCacheOptions, type TieredCacheOptions } from './options.js';
-import { NEVER_ABORTED, singleflight } from './singleflight.js';
+import { singleflight } from './singleflight.js';
 import { isCacheEntry, type CacheEntry, type CacheStore } from './store.js';
 
 export interface CacheLoaderContext {
   /** Aborts when every caller waiting for this load has left (a background refresh: never). */
   readonly signal: AbortSignal;
+  /**
+   * The same cancellation as a core `Scope`: pass it as `signal` to Bulwark's http client,
+   * caches and batch loaders, which then need no AbortController (reading `signal` makes one).
+   */
+  readonly cancel: Scope;
   readonly key: string;
+}
+
+/** A load's context; the AbortSignal is made only if the loader reads it. */
+class LoaderContext implements CacheLoaderContext {
+  constructor(
+    readonly cancel: Scope,
+    readonly key: string,
+  ) {}
+  get signal(): AbortSignal {
+    return this.cancel.signal;
+  }
 }
 
 /** Loads a value from the origin. It must be JSON-serialisable; `undefined` is returned but not cached. */
 export type CacheLoader<T> = (context: CacheLoaderContext) => T | PromiseLike<T>;
 
 export interface CacheFetchOptions {
-  /** This caller stops waiting when it aborts (rejecting with `CancelledError`); shared loads go on. */
-  readonly signal?: AbortSignal | undefined;
+  /**
+   * This caller stops waiting when it aborts (rejecting with `CancelledError`); shared loads go
+   * on. A core `Scope` (a part's `ctx.cancel`) works too, without an AbortController.
+   */
+  readonly signal?: AbortSignal | Scope | undefined;
 }
 
 /**
@@ -153,12 +174,12 @@ export function tieredCache<T>(options: TieredCacheOptions): TieredCache<T> {
       emitter.emit({ type: 'cache.l2-error', cache: name, key, operation, error });
   }
 
-  async function l2Get(store: CacheStore, policy: Policy, key: string, signal: AbortSignal) {
+  async function l2Get(store: CacheStore, policy: Policy, key: string, cancel: Scope) {
     try {
       const found = await policy.execute(
         ctx => store.get(l2Key(key), { signal: ctx.signal }),
         // No caller can leave this read: skip the per-call cancellation plumbing.
-        signal === NEVER_ABORTED ? undefined : { signal },
+        cancel === NEVER_SCOPE ? undefined : { signal: cancel },
       );
       if (found === undefined) return undefined;
       if (!isCacheEntry(found)) {
@@ -168,7 +189,7 @@ export function tieredCache<T>(options: TieredCacheOptions): TieredCache<T> {
       return found as CacheEntry<T>;
     } catch (error) {
       // The caller leaving is not an L2 failure.
-      if (!(isCancelledError(error) && signal.aborted)) l2Failed(key, 'get', error);
+      if (!(isCancelledError(error) && cancel.aborted)) l2Failed(key, 'get', error);
       return undefined;
     }
   }
@@ -187,12 +208,12 @@ export function tieredCache<T>(options: TieredCacheOptions): TieredCache<T> {
   async function runLoad(
     key: string,
     loader: CacheLoader<T>,
-    signal: AbortSignal,
+    cancel: Scope,
     refresh: boolean,
   ): Promise<CacheEntry<T>> {
     let value: T;
     try {
-      value = await loader({ signal, key });
+      value = await loader(new LoaderContext(cancel, key));
     } catch (error) {
       if (emitter.size > 0) {
         emitter.emit({ type: 'cache.load', cache: name, key, refresh, ok: false, error });
@@ -211,7 +232,7 @@ export function tieredCache<T>(options: TieredCacheOptions): TieredCache<T> {
   function refreshInBackground(key: string, loader: CacheLoader<T>): void {
     if (loads.has(key)) return;
     // No signal: a background refresh has no caller who could leave. Its failure is an event.
-    loads.do(key, signal => runLoad(key, loader, signal, true)).then(noop, noop);
+    loads.do(key, cancel => runLoad(key, loader, cancel, true)).then(noop, noop);
   }
 
   function served(

@@ -4,6 +4,7 @@ import {
   LoadShedError,
   RateLimitedError,
   RetriesExhaustedError,
+  Scope,
   pipeline,
   timeout,
 } from '@bulwark/core';
@@ -162,6 +163,37 @@ describe('composition run', () => {
       latencyMs: 300,
     });
     expect(long.ctx?.signal.aborted).toBe(true);
+  });
+
+  it('ctx.cancel aborts as ctx.signal does (slice, run decided), without an AbortController', async () => {
+    const clock = new TestClock();
+    const seen: { name: string; cancel: AbortSignal | Scope }[] = [];
+    const keep = (name: string) => (_input: unknown, ctx: PartContext<Record<string, unknown>>) => {
+      seen.push({ name, cancel: ctx.cancel });
+      return new Promise<never>(() => {});
+    };
+    let failUser: (error: unknown) => void = () => {};
+    const c = composition<Input>({ name: 'cancel', clock })
+      .part('user', {
+        criticality: 'critical',
+        load: () => new Promise((_resolve, reject) => (failUser = reject)),
+      })
+      .part('short', { criticality: 'optional', timeoutMs: 100, load: keep('short') })
+      .part('long', { criticality: 'optional', timeoutMs: 5_000, load: keep('long') });
+    const run = observe(c.run({ id: 1 }, { deadline: Deadline.after(1_000, { clock }) }));
+    await flushMicrotasks();
+    const [short, long] = seen;
+    expect(short?.cancel).toBeInstanceOf(Scope);
+    expect(long?.cancel.aborted).toBe(false);
+    await clock.advance(100);
+    expect(short?.cancel.aborted).toBe(true); // its slice ran out
+    expect(long?.cancel.aborted).toBe(false);
+    failUser(new Error('users down'));
+    await flushMicrotasks();
+    expect(run.value?.ok).toBe(false);
+    // The critical part failed: the optional part still running is cancelled.
+    expect(long?.cancel.aborted).toBe(true);
+    expect((long?.cancel as unknown as { controller: unknown }).controller).toBeUndefined();
   });
 
   it('never cancels the caller deadline when the run ends early', async () => {

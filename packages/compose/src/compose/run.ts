@@ -5,12 +5,14 @@
  * running. No timers of its own: the deadlines' timers are the only ones.
  */
 import {
+  abortSourceOf,
   BulwarkError,
   CancelledError,
   Deadline,
   DeadlineExceededError,
   retryAfterMsOf,
   type ExecutionContext,
+  type Scope,
 } from '@bulwark/core';
 import { provenanceOf, type CachedValue, type PartSource, type Provenance } from '../provenance.js';
 import { NO_POLICY, type PartDef, type Plan } from './plan.js';
@@ -72,6 +74,14 @@ class PartRun implements PartContext<Record<string, unknown>> {
   get signal(): AbortSignal {
     return (this.exec ?? this.run.deadline).signal;
   }
+  get cancel(): AbortSignal | Scope {
+    // abortSourceOf answers with the execution's Scope (the policies of compose are core's);
+    // only a foreign ExecutionContext would give its AbortSignal.
+    const exec = this.exec;
+    return exec === undefined
+      ? this.run.deadline.cancellation
+      : (abortSourceOf(exec) as AbortSignal | Scope);
+  }
   get deadline(): Deadline {
     return this.exec?.deadline ?? this.run.deadline;
   }
@@ -102,6 +112,9 @@ class FallbackRun implements FallbackContext {
   ) {}
   get signal(): AbortSignal {
     return this.deadline.signal;
+  }
+  get cancel(): Scope {
+    return this.deadline.cancellation;
   }
 }
 

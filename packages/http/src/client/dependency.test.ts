@@ -2,7 +2,14 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { brotliCompressSync, gzipSync } from 'node:zlib';
-import { constantBackoff, Deadline, retry, type Composable, type RetryEvent } from '@bulwark/core';
+import {
+  constantBackoff,
+  Deadline,
+  retry,
+  Scope,
+  type Composable,
+  type RetryEvent,
+} from '@bulwark/core';
 import { runWithDeadline } from '@bulwark/core/ambient';
 import { startFaultProxy, type FaultProxy } from '@bulwark/testing';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -485,6 +492,19 @@ describe('httpDependency: deadlines', () => {
     const req = await arrived;
     const closed = once(req.socket, 'close');
     controller.abort();
+    await expect(call).rejects.toMatchObject({ code: 'CANCELLED' });
+    await closed;
+  });
+
+  it('a core Scope as the signal cancels the call too (a part passes ctx.cancel)', async () => {
+    const t = await target(() => {});
+    const users = dep(t.url);
+    const scope = new Scope();
+    const arrived = t.nextRequest();
+    const call = users.request({ path: '/', signal: scope });
+    const req = await arrived;
+    const closed = once(req.socket, 'close');
+    scope.abort(new Error('caller gone'));
     await expect(call).rejects.toMatchObject({ code: 'CANCELLED' });
     await closed;
   });

@@ -28,6 +28,7 @@ import {
   type ExecuteOptions,
   type ExecutionContext,
   type Pipeline,
+  type Scope,
   type Subscribe,
 } from '@bulwark/core';
 import { currentContext } from '@bulwark/core/ambient';
@@ -67,8 +68,12 @@ export interface HttpRequestOptions {
   idempotencyKey?: string;
   /** The deadline for this call. Default: the ambient deadline (`currentDeadline()`), if any. */
   deadline?: Deadline;
-  /** Cancels the call (the promise rejects with `CancelledError`, the socket is closed). */
-  signal?: AbortSignal;
+  /**
+   * Cancels the call (the promise rejects with `CancelledError`, the socket is closed). A core
+   * `Scope` works too (a composition part's `ctx.cancel`): linked by a callback, with no
+   * AbortController or event listener.
+   */
+  signal?: AbortSignal | Scope;
   /**
    * How to decode the body: `'json'` (default; an empty body is `undefined`), `'text'` (UTF-8),
    * `'buffer'`, or `'none'` (read and discard).
