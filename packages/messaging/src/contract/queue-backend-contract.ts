@@ -477,15 +477,11 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
         );
       });
 
-      it('a stale lease token cannot settle after another consumer took the message', async () => {
-        await h.producer.send({ queue, type: 't', payload: 1 });
-        // Read after the send: with the broker's timing the producer stamped the message with
-        // the real clock, and a fetch "before" it was sent would rightly not see it yet.
-        const t = h.clock.wallNow();
-        const first = await h.backend.fetch({ queue, limit: 1, leaseMs: 100, now: t });
-        const decided = await h.backend.recoverExpiredLeases({
+      /** Recovers the queue's expired leases as retries due at once; resolves how many. */
+      const retryExpiredLeases = (now: number): Promise<number> =>
+        h.backend.recoverExpiredLeases({
           queue,
-          now: t + 100,
+          now,
           limit: 10,
           decide: () => ({
             kind: 'retry',
@@ -493,16 +489,23 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
             error: { code: 'LEASE_EXPIRED', message: 'x' },
           }),
         });
+
+      it('a stale lease token cannot settle after another consumer took the message', async () => {
+        await h.producer.send({ queue, type: 't', payload: 1 });
+        // Read after the send: with the broker's timing the producer stamped the message with
+        // the real clock, and a fetch "before" it was sent would rightly not see it yet.
+        const t = h.clock.wallNow();
+        const first = await h.backend.fetch({ queue, limit: 1, leaseMs: 100, now: t });
+        const decided = await retryExpiredLeases(t + 100);
         expect(decided).toBe(1);
         const second = await h.backend.fetch({ queue, limit: 1, leaseMs: 100, now: t + 100 });
         expect(second.deliveries[0]?.message.attempt).toBe(2);
         const old = first.deliveries[0]!.lease;
+        const current = second.deliveries[0]!.lease;
         // A heartbeat of the stale holder keeps nothing; the current holder's keeps its lease.
         expect(await h.backend.extendLeases([old], 100, t + 100)).toEqual([]);
-        const current0 = second.deliveries[0]!.lease;
-        expect(await h.backend.extendLeases([old, current0], 100, t + 100)).toEqual([current0.id]);
+        expect(await h.backend.extendLeases([old, current], 100, t + 100)).toEqual([current.id]);
         expect(await h.backend.settle(old, { kind: 'ack' }, t + 101)).toBe(false);
-        const current = second.deliveries[0]!.lease;
         expect(await h.backend.settle(current, { kind: 'ack' }, t + 101)).toBe(true);
         expect(await h.backend.settle(current, { kind: 'ack' }, t + 102)).toBe(false);
       });
@@ -516,16 +519,7 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
         const t = h.clock.wallNow();
         const first = await h.backend.fetch({ queue, limit: 3, leaseMs: 100, now: t });
         expect(first.deliveries).toHaveLength(3);
-        const decided = await h.backend.recoverExpiredLeases({
-          queue,
-          now: t + 100,
-          limit: 10,
-          decide: () => ({
-            kind: 'retry',
-            delayMs: 0,
-            error: { code: 'LEASE_EXPIRED', message: 'x' },
-          }),
-        });
+        const decided = await retryExpiredLeases(t + 100);
         expect(decided).toBe(3);
         const second = await h.backend.fetch({ queue, limit: 3, leaseMs: 100, now: t + 100 });
         const current = new Map(second.deliveries.map(d => [d.message.id, d.lease]));
