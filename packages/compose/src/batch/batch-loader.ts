@@ -36,6 +36,7 @@ import {
   requireName,
   requireOptionsObject,
 } from '../cache/validate.js';
+import { LoadContext } from '../load-context.js';
 import { BatchKeyMissingError, BatchResultError } from './errors.js';
 
 export interface BatchLoadContext {
@@ -46,14 +47,6 @@ export interface BatchLoadContext {
    * then needs no AbortController (reading `signal` makes one).
    */
   readonly cancel: Scope;
-}
-
-/** A batch's load context; the AbortSignal is made only if the load reads it. */
-class LoadContext implements BatchLoadContext {
-  constructor(readonly cancel: Scope) {}
-  get signal(): AbortSignal {
-    return this.cancel.signal;
-  }
 }
 
 /**

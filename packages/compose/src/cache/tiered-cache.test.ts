@@ -1,4 +1,4 @@
-import { isCancelledError, isTimeoutError } from '@bulwark/core';
+import { isCancelledError, isTimeoutError, Scope } from '@bulwark/core';
 import { TestClock, flushMicrotasks } from '@bulwark/testing';
 import { describe, expect, it } from 'vitest';
 import type { TieredCacheEvent } from './events.js';
@@ -280,6 +280,24 @@ describe('tieredCache: singleflight and aborts', () => {
     await expect(pa).rejects.toSatisfy(isCancelledError);
     await expect(pb).rejects.toSatisfy(isCancelledError);
     expect(loadSignal?.aborted).toBe(true);
+  });
+
+  it('takes a core Scope as the caller signal; the loader gets cancel, with no AbortController', async () => {
+    const { cache } = setup();
+    let loadCancel: Scope | undefined;
+    const loader: CacheLoader<string> = ({ cancel, key }) => {
+      loadCancel = cancel;
+      expect(key).toBe('u1');
+      return new Promise<string>(() => {});
+    };
+    const caller = new Scope();
+    const pending = cache.fetch('u1', loader, { signal: caller });
+    await flushMicrotasks();
+    expect(loadCancel?.aborted).toBe(false);
+    caller.abort(new Error('client gone'));
+    await expect(pending).rejects.toSatisfy(isCancelledError);
+    expect(loadCancel?.aborted).toBe(true);
+    expect((loadCancel as unknown as { controller: unknown }).controller).toBeUndefined();
   });
 
   it('a caller that left gets its cancellation, not a stale value', async () => {

@@ -28,6 +28,7 @@ import {
   type Subscribe,
 } from '@bulwark/core';
 import { LRUCache } from 'lru-cache';
+import { LoadContext } from '../load-context.js';
 import type { CachedValue, CacheTier, Provenance } from '../provenance.js';
 import { formatCacheStatus } from './cache-status.js';
 import type { TieredCacheEvent } from './events.js';
@@ -46,14 +47,12 @@ export interface CacheLoaderContext {
   readonly key: string;
 }
 
-/** A load's context; the AbortSignal is made only if the loader reads it. */
-class LoaderContext implements CacheLoaderContext {
+class LoaderContext extends LoadContext implements CacheLoaderContext {
   constructor(
-    readonly cancel: Scope,
+    cancel: Scope,
     readonly key: string,
-  ) {}
-  get signal(): AbortSignal {
-    return this.cancel.signal;
+  ) {
+    super(cancel);
   }
 }
 
