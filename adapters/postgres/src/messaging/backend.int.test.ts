@@ -30,27 +30,37 @@ describe.skipIf(url === undefined)('postgres queue backend', () => {
 
   describeQueueBackendContract('postgres', () => ({ backend }));
 
-  it('wakes a consumer in another process through LISTEN/NOTIFY, not its poll', async () => {
+  it('wakes consumers in another process through LISTEN/NOTIFY, every queue of a batch', async () => {
     // A second pool and backend stand in for another process: no in-process wake-up is shared.
     const otherDb = await openDatabase({ url: url! });
     try {
       const other = await postgresQueueBackend({ db: otherDb, schema, migrate: false });
-      const queue = `wake-${Date.now().toString(36)}`;
-      let delivered!: () => void;
-      const got = new Promise<void>(resolve => (delivered = resolve));
-      // An hour between polls: only a notification can deliver the message in this test.
-      const consumer = consume({
-        backend,
-        queue,
-        maxAttempts: 1,
-        pollIntervalMs: 3_600_000,
-        handler: () => delivered(),
+      const stamp = Date.now().toString(36);
+      const queues = [`wake-a-${stamp}`, `wake-b-${stamp}`];
+      const consumers = queues.map(queue => {
+        let delivered!: () => void;
+        const got = new Promise<void>(resolve => (delivered = resolve));
+        // An hour between polls: only a notification can deliver the message in this test.
+        const consumer = consume({
+          backend,
+          queue,
+          maxAttempts: 1,
+          pollIntervalMs: 3_600_000,
+          handler: () => delivered(),
+        });
+        return { queue, consumer, got };
       });
-      await consumer.whenIdle();
-      await createProducer({ backend: other }).send({ queue, type: 't', payload: 1 });
-      await got;
-      await consumer.stop();
-      expect((await backend.stats(queue, Date.now())).ready).toBe(0);
+      for (const { consumer } of consumers) await consumer.whenIdle();
+      // One batch into both queues (the second queue's message last): each queue is notified.
+      await createProducer({ backend: other }).sendBatch([
+        { queue: queues[0]!, type: 't', payload: 1 },
+        { queue: queues[1]!, type: 't', payload: 2 },
+      ]);
+      for (const { queue, consumer, got } of consumers) {
+        await got;
+        await consumer.stop();
+        expect((await backend.stats(queue, Date.now())).ready).toBe(0);
+      }
     } finally {
       await otherDb.close();
     }

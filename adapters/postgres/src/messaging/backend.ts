@@ -151,7 +151,7 @@ export class PostgresQueueBackend implements QueueBackend {
       })),
     );
     const pg = this.db.kind === 'postgres';
-    const params = pg ? [json, this.schema] : [json];
+    const params = pg ? [json, this.schema, distinctQueues(records)] : [json];
     // The plain INSERT first, where a failed statement costs nothing more than itself; inside a
     // transaction (a replay) it would abort the transaction, so there the conflict-safe one only.
     if (executor === this.db) {
@@ -534,4 +534,9 @@ export async function postgresQueueBackend(
   const backend = new PostgresQueueBackend(options.db, schema, options.listenUrl);
   if (options.migrate !== false) await backend.migrate();
   return backend;
+}
+
+/** The queues a batch enqueues into, each once: the ones a NOTIFY wakes. */
+function distinctQueues(records: readonly EnqueueRecord[]): string[] {
+  return [...new Set(records.map(r => r.queue))];
 }
