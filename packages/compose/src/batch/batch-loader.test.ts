@@ -281,6 +281,47 @@ describe('batchLoader: deadlines and cancellation', () => {
     expect(getEventListeners(deadline.signal, 'abort')).toHaveLength(0);
   });
 
+  it("a loadMany's signal aborting fails its waiting keys across batches; other callers go on", async () => {
+    const clock = new TestClock();
+    const gates: ReturnType<typeof deferred<BatchLoadResult<number, string>>>[] = [];
+    const cancels: Scope[] = [];
+    const loader = batchLoader<number, string>({
+      name: 'users',
+      clock,
+      maxBatchSize: 2,
+      load: (keys, ctx) => {
+        if (keys[0] === 9) return Promise.resolve(new Map([[9, 'v9']]));
+        cancels.push(ctx.cancel);
+        gates.push(deferred());
+        return gates[gates.length - 1]!.promise;
+      },
+    });
+    expect(await loader.load(9)).toBe('v9');
+    // Keys 1 and 2 fill the first batch (sent at once); 3 waits in the second, which the end of
+    // the turn sends; 9 is remembered. Key 1 has a second caller, who never leaves.
+    const caller = new AbortController();
+    const deadline = Deadline.after(1_000, { clock });
+    const many = loader.loadMany([1, 9, 2, 3], { signal: caller.signal, deadline });
+    const other = loader.load(1);
+    await new Promise(resolve => setImmediate(resolve));
+    expect(cancels).toHaveLength(2);
+    caller.abort(new Error('client gone'));
+    const results = await many;
+    expect(results[1]).toBe('v9');
+    expect([results[0], results[2], results[3]].every(isCancelledError)).toBe(true);
+    // The first batch still has key 1's other caller; nobody waits for the second any more.
+    expect(cancels[0]!.aborted).toBe(false);
+    expect(cancels[1]!.aborted).toBe(true);
+    expect(getEventListeners(caller.signal, 'abort')).toHaveLength(0);
+    gates[0]!.resolve(
+      new Map([
+        [1, 'v1'],
+        [2, 'v2'],
+      ]),
+    );
+    expect(await other).toBe('v1');
+  });
+
   it('a deadline passing fails every key of a loadMany that waited under it', async () => {
     const clock = new TestClock();
     const loader = batchLoader<number, string>({

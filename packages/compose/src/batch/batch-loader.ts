@@ -116,10 +116,16 @@ interface Waiter<V> {
   settled: boolean;
 }
 
-interface Member<K, V> {
+type Leave<K, V> = (slot: Slot<K, V>, waiter: Waiter<V>, error: unknown) => void;
+
+/** One `load` caller's key, as a watch's member. */
+interface KeyMember<K, V> {
   readonly slot: Slot<K, V>;
   readonly waiter: Waiter<V>;
 }
+
+/** A watch's member: one `load` caller's key, or one `loadMany` with every key it still waits for. */
+type Member<K, V> = KeyMember<K, V> | Group<K, V>;
 
 /** The callers waiting on one signal or deadline; `abort` lets a Deadline call it directly. */
 class Watch<K, V> {
@@ -128,15 +134,27 @@ class Watch<K, V> {
   abort(reason: unknown): void {
     this.onAbort(reason);
   }
-  fire(error: unknown, leave: (slot: Slot<K, V>, waiter: Waiter<V>, error: unknown) => void): void {
-    for (const m of [...this.members]) leave(m.slot, m.waiter, error);
+  fire(error: unknown, leave: Leave<K, V>): void {
+    for (const m of [...this.members]) {
+      if (m instanceof Group) m.leave(error, leave);
+      else leave(m.slot, m.waiter, error);
+    }
     this.members.clear();
   }
 }
 
-/** The shared result of one `loadMany`: resolves when every key has its value or Error. */
-class Group<V> {
+/**
+ * One `loadMany`: its result slots, and the keys it waits for in batches. It is ONE member of its
+ * signal's and deadline's watches however many keys it has (a request's 12 order lines: one
+ * entry and no closures per key, not 12 of each), and leaves them all when it is detached.
+ */
+class Group<K, V> {
   readonly results: (V | Error)[];
+  /** The keys waiting in batches, with their waiters (parallel arrays). */
+  readonly slots: Slot<K, V>[] = [];
+  readonly waiters: GroupWaiter<K, V>[] = [];
+  /** Stops watching the signal and deadline; set once the group is watched. */
+  unwatch: (() => void) | undefined = undefined;
   constructor(
     private left: number,
     private readonly done: (results: (V | Error)[]) => void,
@@ -145,16 +163,25 @@ class Group<V> {
   }
   set(index: number, value: V | Error): void {
     this.results[index] = value;
-    if (--this.left === 0) this.done(this.results);
+    if (--this.left === 0) {
+      this.unwatch?.();
+      this.done(this.results);
+    }
+  }
+  /** Its signal aborted or its deadline passed: every key still waiting leaves. */
+  leave(error: unknown, leave: Leave<K, V>): void {
+    for (let i = 0; i < this.slots.length; i++) {
+      leave(this.slots[i] as Slot<K, V>, this.waiters[i] as GroupWaiter<K, V>, error);
+    }
   }
 }
 
-/** One key of a `loadMany`: a waiter without a promise of its own. */
-class GroupWaiter<V> implements Waiter<V> {
+/** One key of a `loadMany`: a waiter without a promise of its own, watched through its group. */
+class GroupWaiter<K, V> implements Waiter<V> {
   detach: (() => void) | undefined = undefined;
   settled = false;
   constructor(
-    private readonly group: Group<V>,
+    readonly group: Group<K, V>,
     private readonly index: number,
   ) {}
   resolve(value: V): void {
@@ -170,10 +197,18 @@ interface Slot<K, V> {
   readonly id: unknown;
   readonly batch: Batch<K, V>;
   readonly waiters: Waiter<V>[];
+  /** Every caller left before the batch was sent: it is not sent. */
+  removed: boolean;
 }
 
 interface Batch<K, V> {
-  readonly slots: Map<unknown, Slot<K, V>>;
+  /**
+   * The keys in order of arrival, distinct (`inFlight` dedupes them), removed ones included. An
+   * array, not a Map: a Map would be grown and rehashed key by key for each request's batch.
+   */
+  readonly slots: Slot<K, V>[];
+  /** Slots not removed: the batch's size. */
+  size: number;
   /** Callers still waiting on this batch. */
   live: number;
   /** Callers that can never leave (no signal, no deadline): while any, the batch is never aborted. */
@@ -221,7 +256,8 @@ export function batchLoader<K, V>(options: BatchLoaderOptions<K, V>): BatchLoade
 
   function newBatch(): Batch<K, V> {
     const batch: Batch<K, V> = {
-      slots: new Map(),
+      slots: [],
+      size: 0,
       live: 0,
       fixed: 0,
       dueAt: clock.now() + windowMs,
@@ -254,8 +290,9 @@ export function batchLoader<K, V>(options: BatchLoaderOptions<K, V>): BatchLoade
     batch.timer?.clear();
     batch.timer = undefined;
     if (gathering === batch) gathering = undefined;
-    if (batch.slots.size === 0) return;
-    const slots = [...batch.slots.values()];
+    if (batch.size === 0) return;
+    const slots =
+      batch.size === batch.slots.length ? batch.slots : batch.slots.filter(slot => !slot.removed);
     const keys = slots.map(slot => slot.key);
     if (emitter.size > 0) {
       emitter.emit({ type: 'batch.dispatch', loader: name, size: keys.length, reason });
@@ -335,10 +372,11 @@ export function batchLoader<K, V>(options: BatchLoaderOptions<K, V>): BatchLoade
     batch.live -= 1;
     if (!batch.sent) {
       if (slot.waiters.length === 0) {
-        batch.slots.delete(slot.id);
+        slot.removed = true;
+        batch.size -= 1;
         if (inFlight.get(slot.id) === slot) inFlight.delete(slot.id);
       }
-      if (batch.slots.size === 0) {
+      if (batch.size === 0) {
         batch.sent = true; // nothing left to send
         batch.timer?.clear();
         if (gathering === batch) gathering = undefined;
@@ -347,9 +385,9 @@ export function batchLoader<K, V>(options: BatchLoaderOptions<K, V>): BatchLoade
     }
     if (batch.live === 0) {
       // Nobody wants this batch any more: stop it, and let later loads start afresh.
-      for (const s of batch.slots.values()) if (inFlight.get(s.id) === s) inFlight.delete(s.id);
+      for (const s of batch.slots) if (inFlight.get(s.id) === s) inFlight.delete(s.id);
       if (emitter.size > 0) {
-        emitter.emit({ type: 'batch.abandoned', loader: name, size: batch.slots.size });
+        emitter.emit({ type: 'batch.abandoned', loader: name, size: batch.size });
       }
       batch.cancel.abort(new CancelledError());
     }
@@ -406,26 +444,45 @@ export function batchLoader<K, V>(options: BatchLoaderOptions<K, V>): BatchLoade
     };
   }
 
-  /** Adds a waiter to a slot, watching its signal and deadline so it can leave. */
+  /** Watches a member's signal and deadline, so it can leave; returns what stops watching. */
+  function watch(
+    member: Member<K, V>,
+    signal: AbortSignal | Scope | undefined,
+    deadline: Deadline | undefined,
+  ): () => void {
+    const unwatchSignal = signal === undefined ? undefined : watchSignal(signal, member);
+    const unwatchDeadline = deadline === undefined ? undefined : watchDeadline(deadline, member);
+    return () => {
+      unwatchSignal?.();
+      unwatchDeadline?.();
+    };
+  }
+
+  /**
+   * Adds a waiter to a slot. A `load` caller's waiter watches its signal and deadline so it can
+   * leave; a `loadMany` key is listed in its group instead, which `loadMany` watches once.
+   */
   function attach(
     slot: Slot<K, V>,
     waiter: Waiter<V>,
     signal: AbortSignal | Scope | undefined,
     deadline: Deadline | undefined,
+    fresh: boolean,
   ): void {
-    slot.waiters.push(waiter);
+    // A fresh slot was made with its first waiter in place (an array of one, not an empty array
+    // that the first push would grow to room for 16).
+    if (!fresh) slot.waiters.push(waiter);
     slot.batch.live += 1;
     if (signal === undefined && deadline === undefined) {
       slot.batch.fixed += 1;
       return;
     }
-    const member: Member<K, V> = { slot, waiter };
-    const unwatchSignal = signal === undefined ? undefined : watchSignal(signal, member);
-    const unwatchDeadline = deadline === undefined ? undefined : watchDeadline(deadline, member);
-    waiter.detach = () => {
-      unwatchSignal?.();
-      unwatchDeadline?.();
-    };
+    if (waiter instanceof GroupWaiter) {
+      waiter.group.slots.push(slot);
+      waiter.group.waiters.push(waiter);
+    } else {
+      waiter.detach = watch({ slot, waiter }, signal, deadline);
+    }
     if (deadline !== undefined && !slot.batch.sent) hurry(slot.batch, deadline);
   }
 
@@ -460,16 +517,17 @@ export function batchLoader<K, V>(options: BatchLoaderOptions<K, V>): BatchLoade
     }
     const existing = inFlight.get(id);
     if (existing !== undefined) {
-      attach(existing, waiter, signal, deadline);
+      attach(existing, waiter, signal, deadline, false);
       return;
     }
     gathering ??= newBatch();
     const batch = gathering;
-    const slot: Slot<K, V> = { key, id, batch, waiters: [] };
-    batch.slots.set(id, slot);
+    const slot: Slot<K, V> = { key, id, batch, waiters: [waiter], removed: false };
+    batch.slots.push(slot);
+    batch.size += 1;
     inFlight.set(id, slot);
-    attach(slot, waiter, signal, deadline);
-    if (batch.slots.size >= maxBatchSize) send(batch, 'full');
+    attach(slot, waiter, signal, deadline, true);
+    if (batch.size >= maxBatchSize) send(batch, 'full');
   }
 
   function loadOne(key: K, options?: BatchLoadOptions): Promise<V> {
@@ -489,10 +547,13 @@ export function batchLoader<K, V>(options: BatchLoaderOptions<K, V>): BatchLoade
     const signal = options?.signal;
     const deadline = options?.deadline ?? currentDeadline();
     return new Promise<(V | Error)[]>(resolve => {
-      const group = new Group<V>(keys.length, resolve);
+      const group = new Group<K, V>(keys.length, resolve);
       for (let i = 0; i < keys.length; i++) {
         enter(keys[i] as K, signal, deadline, new GroupWaiter(group, i));
       }
+      // Watched once for all its keys, if any still waits (a batch settles them asynchronously,
+      // so none has been settled through `slots` yet).
+      if (group.slots.length > 0) group.unwatch = watch(group, signal, deadline);
     });
   }
 
