@@ -272,7 +272,8 @@ function brief(result) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Summaries. Every figure is the median over the runs; ratios are ratios of medians.
+// Summaries. Every figure is the median over the runs; ratios are ratios of medians, except the
+// HTTP and gateway ones, which are medians of per-run ratios (pairedRatio).
 
 function ok(entry) {
   return entry !== undefined && entry.skipped === undefined && entry.error === undefined;
@@ -545,10 +546,10 @@ function summariseHttp(variants, { scenario, title, baseline, subject, p99Target
       v.label,
       fmt(m.rps),
       `${fmt(v.rpsRange[0])}–${fmt(v.rpsRange[1])}`,
-      b === undefined ? 'n/a' : `${(m.rps / b.rps).toFixed(2)}×`,
+      b === undefined ? 'n/a' : `${pairedRatio(v, base, 'rps').toFixed(2)}×`,
       ms(m.p50Us),
       ms(m.p99Us),
-      b === undefined ? 'n/a' : `${(m.p99Us / b.p99Us).toFixed(2)}×`,
+      b === undefined ? 'n/a' : `${pairedRatio(v, base, 'p99Us').toFixed(2)}×`,
       m.driverCpuUsPerRequest.toFixed(1),
       m.serverCpuUsPerRequest.toFixed(1),
     ];
@@ -556,7 +557,7 @@ function summariseHttp(variants, { scenario, title, baseline, subject, p99Target
   const shape = Object.values(variants).find(ok)?.runs[0] ?? {};
   const table = markdown(
     `${title} (${fmt(shape.concurrency)} in flight, ${fmt(shape.warmup)} warm-up + ` +
-      `${fmt(shape.requests)} timed requests; medians over runs)`,
+      `${fmt(shape.requests)} timed requests; medians over runs; × = median of the per-run ratios)`,
     [
       'variant',
       'configuration',
@@ -579,21 +580,21 @@ function summariseHttp(variants, { scenario, title, baseline, subject, p99Target
     checks.push({ scenario, name, result: 'n/a', why: unavailable(ok(base) ? s : base) });
     return { table, checks };
   }
-  const share = s.median.rps / base.median.rps;
+  const share = pairedRatio(s, base, 'rps');
   checks.push({
     scenario,
     name,
-    measured: `${fmt(s.median.rps)} / ${fmt(base.median.rps)} = ${share.toFixed(2)}×`,
+    measured: `${share.toFixed(2)}× (median of ${s.runs.length} per-run ratios; medians ${fmt(s.median.rps)} / ${fmt(base.median.rps)} = ${(s.median.rps / base.median.rps).toFixed(2)}×)`,
     limit: `≥ ${HTTP_RPS_SHARE}×`,
     value: share,
     result: share >= HTTP_RPS_SHARE ? 'PASS' : 'FAIL',
   });
   if (p99Target) {
-    const factor = s.median.p99Us / base.median.p99Us;
+    const factor = pairedRatio(s, base, 'p99Us');
     checks.push({
       scenario,
       name: `${subject} p99 within ${Math.round((HTTP_P99_FACTOR - 1) * 100)}% of ${baseline}`,
-      measured: `${ms(s.median.p99Us)} / ${ms(base.median.p99Us)} ms = ${factor.toFixed(2)}×`,
+      measured: `${factor.toFixed(2)}× (median of ${s.runs.length} per-run ratios; medians ${ms(s.median.p99Us)} / ${ms(base.median.p99Us)} ms = ${(s.median.p99Us / base.median.p99Us).toFixed(2)}×)`,
       limit: `≤ ${HTTP_P99_FACTOR}×`,
       value: factor,
       result: factor <= HTTP_P99_FACTOR ? 'PASS' : 'FAIL',
@@ -633,7 +634,7 @@ function summariseGateway(variants, { scenario, title, baseline }) {
       v.label,
       fmt(m.rps),
       `${fmt(v.rpsRange[0])}–${fmt(v.rpsRange[1])}`,
-      ok(base) ? `${(m.rps / base.median.rps).toFixed(2)}×` : 'n/a',
+      ok(base) ? `${pairedRatio(v, base, 'rps').toFixed(2)}×` : 'n/a',
       ms(m.p50Us),
       ms(m.p99Us),
       m.serverCpuUsPerRequest.toFixed(0),
@@ -646,7 +647,7 @@ function summariseGateway(variants, { scenario, title, baseline }) {
   const shape = Object.values(variants).find(ok)?.runs[0] ?? {};
   const table = markdown(
     `${title} (${fmt(shape.concurrency)} in flight, budget ${fmt(shape.budgetMs)} ms, ` +
-      `${fmt(shape.warmup)} warm-up + ${fmt(shape.requests)} timed requests; medians over runs)`,
+      `${fmt(shape.warmup)} warm-up + ${fmt(shape.requests)} timed requests; medians over runs; × = median of the per-run ratios)`,
     [
       'variant',
       'configuration',
@@ -672,11 +673,11 @@ function summariseGateway(variants, { scenario, title, baseline }) {
     if (!ok(s) || !ok(b)) {
       return { scenario, name, result: 'n/a', why: unavailable(ok(b) ? s : b) };
     }
-    const value = s.median.rps / b.median.rps;
+    const value = pairedRatio(s, b, 'rps');
     return {
       scenario,
       name,
-      measured: `${fmt(s.median.rps)} / ${fmt(b.median.rps)} = ${value.toFixed(2)}×`,
+      measured: `${value.toFixed(2)}× (median of ${s.runs.length} per-run ratios; medians ${fmt(s.median.rps)} / ${fmt(b.median.rps)} = ${(s.median.rps / b.median.rps).toFixed(2)}×)`,
       limit: `≥ ${limit}×`,
       value,
       result: value >= limit ? 'PASS' : 'FAIL',
@@ -976,6 +977,18 @@ function git() {
   } catch {
     return null;
   }
+}
+
+/**
+ * The subject's figure over the baseline's run by run, then the median of those ratios. Each run
+ * of `run.mjs` runs every variant once, back to back, so a run's two figures were measured within
+ * a minute or so of each other: a paired comparison. A ratio of the two medians can instead put
+ * one variant's median in a slow stretch of a shared VM and the other's in a fast one (runs of the
+ * same variant here differ by up to 50 % within minutes). NaN unless both have every run.
+ */
+function pairedRatio(subject, base, field) {
+  if (subject.runs.length !== base.runs.length) return NaN;
+  return median(subject.runs.map((run, i) => run[field] / base.runs[i][field]));
 }
 
 function median(values) {
