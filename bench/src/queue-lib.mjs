@@ -181,6 +181,28 @@ export function bulwarkQueueSubject(messaging, backend, close) {
   };
 }
 
+/** How long a non-zero count of messages left is read again before it counts as left, in ms. */
+const SETTLE_MS = 2_000;
+
+/**
+ * The count of messages left, read again every 50 ms for up to {@link SETTLE_MS} while it is not
+ * 0. JetStream applies acks on the consumer's own goroutine after the connection has read them
+ * (nats-server `consumer.go`, `processInboundAcks`), so its ack-pending count read right after the
+ * last ack's PONG can still hold acks the server has. An ack that was lost keeps its message
+ * pending for the whole ack wait (30 s or more), so the re-read still tells the two apart. The
+ * other backends answer 0 on the first read (`remainingSettledAfterMs` in the JSON says).
+ */
+async function settledRemaining(read) {
+  let left = await read();
+  let waitedMs = 0;
+  while (left !== 0 && waitedMs < SETTLE_MS) {
+    await new Promise(resolve => setTimeout(resolve, 50));
+    waitedMs += 50;
+    left = await read();
+  }
+  return { left, waitedMs };
+}
+
 /**
  * One run of an enqueue-then-process scenario (`queue-redis`, `queue-rabbitmq`, `queue-nats`):
  * a warm-up on its own queue, then N messages enqueued in batches and processed, both timed; the
@@ -196,10 +218,13 @@ export async function measureEnqueueAndProcess(subject, quick, queuePrefix = uni
 
     const enqueue = await timed(() => subject.enqueue(`${q}_a`, n.process, n.bulkBatch));
     const proc = await timed(() => subject.process(`${q}_a`, n.process));
-    const left = await subject.remaining(`${q}_a`);
-    if (left !== 0) return { error: `${left} messages left after processing` };
+    const { left, waitedMs } = await settledRemaining(() => subject.remaining(`${q}_a`));
+    if (left !== 0) {
+      return { error: `${left} messages left after processing (read again for ${waitedMs} ms)` };
+    }
     return {
       messages: n.process,
+      remainingSettledAfterMs: waitedMs,
       bulkBatch: n.bulkBatch,
       concurrency: CONCURRENCY,
       ops: {
