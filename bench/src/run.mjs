@@ -273,7 +273,7 @@ function brief(result) {
 
 // ---------------------------------------------------------------------------------------------
 // Summaries. Every figure is the median over the runs; ratios are ratios of medians, except the
-// HTTP and gateway ones, which are medians of per-run ratios (pairedRatio).
+// HTTP, gateway and queue ones, which are medians of per-run ratios (pairedRatio).
 
 function ok(entry) {
   return entry !== undefined && entry.skipped === undefined && entry.error === undefined;
@@ -783,11 +783,11 @@ function queueRatioCheck(scenario, op, subjectName, baseName, subject, base, fac
   if (!ok(subject) || !ok(base)) {
     return { scenario, name, result: 'n/a', why: unavailable(ok(base) ? subject : base) };
   }
-  const value = subject.median[op] / base.median[op];
+  const value = pairedRatio(subject, base, run => run.ops[op]);
   return {
     scenario,
     name,
-    measured: `${fmt(subject.median[op])} / ${fmt(base.median[op])} = ${value.toFixed(2)}×`,
+    measured: `${value.toFixed(2)}× (median of ${subject.runs.length} per-run ratios; medians ${fmt(subject.median[op])} / ${fmt(base.median[op])} = ${(subject.median[op] / base.median[op]).toFixed(2)}×)`,
     limit: `≥ ${factor}×`,
     value,
     result: value >= factor ? 'PASS' : 'FAIL',
@@ -988,7 +988,8 @@ function git() {
  */
 function pairedRatio(subject, base, field) {
   if (subject.runs.length !== base.runs.length) return NaN;
-  return median(subject.runs.map((run, i) => run[field] / base.runs[i][field]));
+  const get = typeof field === 'function' ? field : run => run[field];
+  return median(subject.runs.map((run, i) => get(run) / get(base.runs[i])));
 }
 
 function median(values) {
