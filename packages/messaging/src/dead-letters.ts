@@ -136,7 +136,8 @@ export function deadLetters(options: DeadLetterOpsOptions): DeadLetterOps {
   const clock = checkClock(where, options.clock) ?? systemClock;
 
   async function audit(entry: Omit<AuditEntry, 'id' | 'at'>): Promise<void> {
-    await backend.appendAudit({ id: newMessageId(), at: clock.wallNow(), ...entry });
+    const at = clock.wallNow();
+    await backend.appendAudit({ id: newMessageId(at), at, ...entry });
   }
 
   return {
@@ -345,7 +346,7 @@ export function replayRecord(
   const original = letter.message;
   const previous = Number(original.headers[REPLAY_COUNT_HEADER] ?? '0');
   return {
-    id: newMessageId(),
+    id: newMessageId(now),
     queue: toQueue ?? letter.sourceQueue,
     type: original.type,
     payload,

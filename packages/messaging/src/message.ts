@@ -60,7 +60,4 @@ export const REPLAYED_FROM_HEADER = 'x-bulwark-replayed-from';
 /** Header set on a replayed message: how many times its lineage has been replayed. */
 export const REPLAY_COUNT_HEADER = 'x-bulwark-replay-count';
 
-/** A random UUID v4 from the platform's Web Crypto (Node >= 19, browsers, Deno, Bun). */
-export function newMessageId(): string {
-  return globalThis.crypto.randomUUID();
-}
+export { newMessageId } from './message-id.js';

@@ -86,7 +86,7 @@ export function toRecord(input: SendInput, now: number): EnqueueRecord {
     );
   }
   const base = {
-    id: input.id ?? newMessageId(),
+    id: input.id ?? newMessageId(now),
     queue: input.queue,
     type: input.type,
     payload: input.payload,
