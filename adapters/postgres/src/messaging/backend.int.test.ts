@@ -1,5 +1,5 @@
-import { consume, createProducer } from '@bulwark/messaging';
-import { describeQueueBackendContract } from '@bulwark/messaging/contract';
+import { createProducer } from '@bulwark/messaging';
+import { describeQueueBackendContract, wakeOnlyConsumer } from '@bulwark/messaging/contract';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type SqlDatabase } from '../db/index.js';
 import { postgresQueueBackend, type PostgresQueueBackend } from './backend.js';
@@ -37,27 +37,15 @@ describe.skipIf(url === undefined)('postgres queue backend', () => {
       const other = await postgresQueueBackend({ db: otherDb, schema, migrate: false });
       const stamp = Date.now().toString(36);
       const queues = [`wake-a-${stamp}`, `wake-b-${stamp}`];
-      const consumers = queues.map(queue => {
-        let delivered!: () => void;
-        const got = new Promise<void>(resolve => (delivered = resolve));
-        // An hour between polls: only a notification can deliver the message in this test.
-        const consumer = consume({
-          backend,
-          queue,
-          maxAttempts: 1,
-          pollIntervalMs: 3_600_000,
-          handler: () => delivered(),
-        });
-        return { queue, consumer, got };
-      });
+      const consumers = queues.map(queue => ({ queue, ...wakeOnlyConsumer(backend, queue) }));
       for (const { consumer } of consumers) await consumer.whenIdle();
       // One batch into both queues (the second queue's message last): each queue is notified.
       await createProducer({ backend: other }).sendBatch([
         { queue: queues[0]!, type: 't', payload: 1 },
         { queue: queues[1]!, type: 't', payload: 2 },
       ]);
-      for (const { queue, consumer, got } of consumers) {
-        await got;
+      for (const { queue, consumer, delivered } of consumers) {
+        await delivered;
         await consumer.stop();
         expect((await backend.stats(queue, Date.now())).ready).toBe(0);
       }

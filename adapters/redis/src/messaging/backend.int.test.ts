@@ -3,8 +3,8 @@
  * wake-ups across processes through PUBLISH, concurrent fetches, the stream's consumer group,
  * and driver errors. Every run uses its own key prefix and deletes its keys afterwards.
  */
-import { consume, createProducer } from '@bulwark/messaging';
-import { describeQueueBackendContract } from '@bulwark/messaging/contract';
+import { createProducer } from '@bulwark/messaging';
+import { describeQueueBackendContract, wakeOnlyConsumer } from '@bulwark/messaging/contract';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redisQueueBackend, type RedisQueueBackend } from './backend.js';
@@ -47,19 +47,10 @@ describe.skipIf(url === undefined)('redis queue backend', () => {
     const other = redisQueueBackend({ url: url!, prefix });
     try {
       const queue = `wake-${Date.now().toString(36)}`;
-      let delivered!: () => void;
-      const got = new Promise<void>(resolve => (delivered = resolve));
-      // An hour between polls: only a wake-up can deliver the message in this test.
-      const consumer = consume({
-        backend,
-        queue,
-        maxAttempts: 1,
-        pollIntervalMs: 3_600_000,
-        handler: () => delivered(),
-      });
+      const { consumer, delivered } = wakeOnlyConsumer(backend, queue);
       await consumer.whenIdle();
       await createProducer({ backend: other }).send({ queue, type: 't', payload: 1 });
-      await got;
+      await delivered;
       await consumer.stop();
       expect((await backend.stats(queue, Date.now())).ready).toBe(0);
     } finally {
