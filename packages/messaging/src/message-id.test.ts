@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { newMessageId } from './message-id.js';
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -39,6 +39,15 @@ describe('newMessageId', () => {
     const back = newMessageId(base - 10_000);
     expect(back > burst.at(-1)!).toBe(true);
     expect(timeOf(back)).toBe(base + 1);
+  });
+
+  it('still makes a well-formed id for a time it cannot carry (NaN, before 1970)', async () => {
+    for (const bad of [-5, Number.NaN, Number.NEGATIVE_INFINITY]) {
+      // A fresh module each time: the first id a process makes has no earlier one to go by.
+      vi.resetModules();
+      const fresh = await import('./message-id.js');
+      expect(fresh.newMessageId(bad)).toMatch(UUID_V7);
+    }
   });
 
   it('draws fresh random bits for every id', () => {

@@ -36,7 +36,9 @@ function hex2(byte: number): string {
  * processes (74 random bits), and ordered by time within this process.
  */
 export function newMessageId(nowMs: number = Date.now()): string {
-  let ms = Math.floor(nowMs);
+  // A time the 48-bit field cannot hold (NaN, before 1970) counts as the start of the epoch: the
+  // id must still be a well-formed UUID, and ordering then comes from the last id and the counter.
+  let ms = nowMs >= 0 ? Math.floor(nowMs) : 0;
   if (!(ms > lastMs)) {
     // The same millisecond as the last id (or earlier: a clock stepped back, a TestClock).
     ms = lastMs;
