@@ -189,7 +189,7 @@ const SETTLE_MS = 2_000;
  * 0. JetStream applies acks on the consumer's own goroutine after the connection has read them
  * (nats-server `consumer.go`, `processInboundAcks`), so its ack-pending count read right after the
  * last ack's PONG can still hold acks the server has. An ack that was lost keeps its message
- * pending for the whole ack wait (30 s or more), so the re-read still tells the two apart. The
+ * pending for the whole ack wait or lease (15 s or more), so the re-read still tells the two apart. The
  * other backends answer 0 on the first read (`remainingSettledAfterMs` in the JSON says).
  */
 async function settledRemaining(read) {

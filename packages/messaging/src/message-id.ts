@@ -1,16 +1,15 @@
 /**
- * Message ids: UUID version 7 (RFC 9562 §5.7) — 48 bits of Unix time in ms, then 74 random bits —
- * instead of random version 4 UUIDs. Ids made later sort later, so a database's primary-key index
- * takes new ids at its right edge instead of at random leaves all over the tree. On PostgreSQL
- * (1,000-row inserts into the queue table after 50,000 rows, six interleaved rounds of ten,
- * ad-hoc): 13.3–17.3 ms per insert with these ids against 17.2–22.0 ms with v4 ones, and 409
- * against 430–711 bytes of WAL per row (a random leaf touched first after a checkpoint is written
- * whole). The random bits keep ids from different processes apart.
+ * Message ids: UUID version 7 (RFC 9562 §5.7) — 48 bits of Unix time in ms, a 12-bit counter and 62
+ * random bits — instead of random version 4 UUIDs. Ids made later sort later, so a database's primary-key index
+ * takes new ids at its right edge instead of at random leaves all over the tree (and a random leaf
+ * touched first after a checkpoint is written to the WAL whole). `bench/src/queue-pg-ids.mjs`
+ * compares the two through `@bulwark/postgres`; figures in the messaging README. The random bits
+ * keep ids from different processes apart.
  *
  * Within one millisecond, ids keep their order through a 12-bit counter in `rand_a` (RFC 9562
  * §6.2, method 1), so the ids of one `sendBatch` sort in batch order; past 4,096 ids in one
- * millisecond, or when the clock steps back, the time part moves on by one from the last id
- * instead (the ids stay ordered, and run at most a little ahead of the clock).
+ * millisecond the time part moves on by one; when the clock steps back, ids keep the last id's
+ * time (and count on) until the clock passes it again. Either way they stay ordered.
  */
 
 /** How many ids' random bytes are drawn at once (one Web Crypto call per this many ids). */
@@ -33,7 +32,7 @@ function hex2(byte: number): string {
 
 /**
  * A new message id: a UUID v7 string for `nowMs` (default: the system wall clock). Unique across
- * processes (74 random bits), and ordered by time within this process.
+ * processes (62 random bits per id within a millisecond), and ordered by time within this process.
  */
 export function newMessageId(nowMs: number = Date.now()): string {
   // A time the 48-bit field cannot hold (NaN, before 1970) counts as the start of the epoch: the
