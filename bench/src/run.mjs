@@ -584,7 +584,7 @@ function summariseHttp(variants, { scenario, title, baseline, subject, p99Target
   checks.push({
     scenario,
     name,
-    measured: `${share.toFixed(2)}× (median of ${s.runs.length} per-run ratios; medians ${fmt(s.median.rps)} / ${fmt(base.median.rps)} = ${(s.median.rps / base.median.rps).toFixed(2)}×)`,
+    measured: `${share.toFixed(2)}× (${perRunRatios(s)}; medians ${fmt(s.median.rps)} / ${fmt(base.median.rps)} = ${(s.median.rps / base.median.rps).toFixed(2)}×)`,
     limit: `≥ ${HTTP_RPS_SHARE}×`,
     value: share,
     result: share >= HTTP_RPS_SHARE ? 'PASS' : 'FAIL',
@@ -594,7 +594,7 @@ function summariseHttp(variants, { scenario, title, baseline, subject, p99Target
     checks.push({
       scenario,
       name: `${subject} p99 within ${Math.round((HTTP_P99_FACTOR - 1) * 100)}% of ${baseline}`,
-      measured: `${factor.toFixed(2)}× (median of ${s.runs.length} per-run ratios; medians ${ms(s.median.p99Us)} / ${ms(base.median.p99Us)} ms = ${(s.median.p99Us / base.median.p99Us).toFixed(2)}×)`,
+      measured: `${factor.toFixed(2)}× (${perRunRatios(s)}; medians ${ms(s.median.p99Us)} / ${ms(base.median.p99Us)} ms = ${(s.median.p99Us / base.median.p99Us).toFixed(2)}×)`,
       limit: `≤ ${HTTP_P99_FACTOR}×`,
       value: factor,
       result: factor <= HTTP_P99_FACTOR ? 'PASS' : 'FAIL',
@@ -677,7 +677,7 @@ function summariseGateway(variants, { scenario, title, baseline }) {
     return {
       scenario,
       name,
-      measured: `${value.toFixed(2)}× (median of ${s.runs.length} per-run ratios; medians ${fmt(s.median.rps)} / ${fmt(b.median.rps)} = ${(s.median.rps / b.median.rps).toFixed(2)}×)`,
+      measured: `${value.toFixed(2)}× (${perRunRatios(s)}; medians ${fmt(s.median.rps)} / ${fmt(b.median.rps)} = ${(s.median.rps / b.median.rps).toFixed(2)}×)`,
       limit: `≥ ${limit}×`,
       value,
       result: value >= limit ? 'PASS' : 'FAIL',
@@ -787,7 +787,7 @@ function queueRatioCheck(scenario, op, subjectName, baseName, subject, base, fac
   return {
     scenario,
     name,
-    measured: `${value.toFixed(2)}× (median of ${subject.runs.length} per-run ratios; medians ${fmt(subject.median[op])} / ${fmt(base.median[op])} = ${(subject.median[op] / base.median[op]).toFixed(2)}×)`,
+    measured: `${value.toFixed(2)}× (${perRunRatios(subject)}; medians ${fmt(subject.median[op])} / ${fmt(base.median[op])} = ${(subject.median[op] / base.median[op]).toFixed(2)}×)`,
     limit: `≥ ${factor}×`,
     value,
     result: value >= factor ? 'PASS' : 'FAIL',
@@ -977,6 +977,12 @@ function git() {
   } catch {
     return null;
   }
+}
+
+/** How a paired ratio was taken, for the checks' `measured` text. */
+function perRunRatios(subject) {
+  const n = subject.runs.length;
+  return n === 1 ? 'one run' : `median of ${n} per-run ratios`;
 }
 
 /**
