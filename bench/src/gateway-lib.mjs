@@ -43,7 +43,13 @@ function startChild(file, args, what) {
   const execArgv = process.env.BENCH_TARGET_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
   const child = fork(fileURLToPath(new URL(file, import.meta.url)), args, {
     execArgv,
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    // BENCH_TARGET_STDOUT=1 shows what the server prints (e.g. V8's --trace-gc-nvp).
+    stdio: [
+      'ignore',
+      process.env.BENCH_TARGET_STDOUT === '1' ? 'inherit' : 'ignore',
+      'inherit',
+      'ipc',
+    ],
   });
   const exited = once(child, 'exit').then(([code]) => {
     throw new Error(`${what} exited with ${String(code)}`);
@@ -83,7 +89,7 @@ export async function startUpstreams(profile) {
   };
 }
 
-/** The server under test in its own process: `gateway`, `naive` or `naive-per-line`. */
+/** The server under test in its own process: `gateway`, `naive`, `naive-per-line` or `naive-client`. */
 export async function startServer(kind, urls) {
   const child = startChild('./gateway-target.mjs', [kind, JSON.stringify(urls)], kind);
   const { port } = await child.ask();

@@ -4,7 +4,7 @@
  * given as JSON in argv[3]. It listens on 127.0.0.1:0, sends `{ port }`, answers `'cpu'` with its
  * `process.cpuUsage()`, and exits on `'exit'` or when the parent goes away.
  *
- *   node src/gateway-target.mjs gateway | naive | naive-per-line '<urls json>'
+ *   node src/gateway-target.mjs gateway | naive | naive-per-line | naive-client '<urls json>'
  *
  * - `gateway`: `createGateway()` of `@bulwark/shop` (its policies, composition, caches, batching),
  *   the bulwark plugin with its defaults and response compression.
@@ -12,6 +12,8 @@
  *   upstream calls with a plain `Promise.all` over undici Pools: no deadline slices, no retry, no
  *   breaker, no cache, no fallback, no timeout. Products in one `/products?ids=` call.
  * - `naive-per-line`: the naive handler with one `/products/:id` call per order line.
+ * - `naive-client`: the naive handler with the calls made by `@bulwark/http` dependencies with no
+ *   policies instead of bare undici Pools: what the client alone costs, apart from composition.
  */
 import process from 'node:process';
 
@@ -21,7 +23,7 @@ const urls = JSON.parse(process.argv[3] ?? '{}');
 const RECENT_ORDERS = 5;
 const RECOMMENDATIONS = 8;
 
-async function naiveApp(perLine) {
+async function naiveApp(perLine, ourClient) {
   const { default: Fastify } = await import('fastify');
   const { default: compress } = await import('@fastify/compress');
   const { bulwark } = await import('@bulwark/http/fastify');
@@ -29,12 +31,22 @@ async function naiveApp(perLine) {
   const pools = Object.fromEntries(
     Object.entries(urls).map(([name, url]) => [name, new Pool(url, { connections: 64 })]),
   );
-  const getJson = async (name, path) => {
+  let getJson = async (name, path) => {
     const res = await pools[name].request({ path, method: 'GET' });
     const body = await res.body.json();
     if (res.statusCode !== 200) throw new Error(`${name} answered ${res.statusCode}`);
     return body;
   };
+  if (ourClient) {
+    const { httpDependency } = await import('@bulwark/http');
+    const clients = Object.fromEntries(
+      Object.entries(urls).map(([name, url]) => [
+        name,
+        httpDependency({ name, baseUrl: url, policies: [], dispatcher: pools[name] }),
+      ]),
+    );
+    getJson = (name, path) => clients[name].getJson(path);
+  }
   const app = Fastify({ logger: false });
   app.addHook('onClose', async () => {
     await Promise.all(Object.values(pools).map(pool => pool.close()));
@@ -79,10 +91,12 @@ async function start() {
     const { createGateway } = await import('@bulwark/shop');
     // Redis L2 off: both variants keep everything in process.
     app = await createGateway({ upstreams: urls, env: {}, cache: { l2: false } });
-  } else if (kind === 'naive' || kind === 'naive-per-line') {
-    app = await naiveApp(kind === 'naive-per-line');
+  } else if (kind === 'naive' || kind === 'naive-per-line' || kind === 'naive-client') {
+    app = await naiveApp(kind === 'naive-per-line', kind === 'naive-client');
   } else {
-    throw new Error(`unknown target kind ${String(kind)}; known: gateway, naive, naive-per-line`);
+    throw new Error(
+      `unknown target kind ${String(kind)}; known: gateway, naive, naive-per-line, naive-client`,
+    );
   }
   await app.listen({ host: '127.0.0.1', port: 0 });
   return app.server.address().port;

@@ -16,6 +16,14 @@ const variants = {
     role: 'baseline',
     server: 'naive',
   },
+  'naive-client': {
+    label:
+      'the naive handler with its 4 calls made by @bulwark/http dependencies without policies (same Pools)',
+    lib: '@bulwark/http',
+    role: 'info',
+    server: 'naive-client',
+    requires: gatewayMissing,
+  },
   gateway: {
     label:
       '@bulwark/shop createGateway (defaults: deadline slices, retry, breaker, timeouts, cache, batching)',

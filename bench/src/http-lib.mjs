@@ -61,7 +61,13 @@ export async function startTarget(kind) {
   const execArgv = process.env.BENCH_TARGET_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
   const child = fork(targetFile, [kind], {
     execArgv,
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    // BENCH_TARGET_STDOUT=1 shows what the server prints (e.g. V8's --trace-gc-nvp).
+    stdio: [
+      'ignore',
+      process.env.BENCH_TARGET_STDOUT === '1' ? 'inherit' : 'ignore',
+      'inherit',
+      'ipc',
+    ],
   });
   const exited = once(child, 'exit').then(([code]) => {
     throw new Error(`target ${kind} exited with ${String(code)}`);

@@ -517,9 +517,9 @@ class Exchange extends BodyCollector implements Dispatcher.DispatchHandler, Http
       // Not a closure kept in a field of the attempt (`this.onAbort = () => this.aborted()`): on
       // Node 20 that made V8's young-generation collections keep most of every response alive
       // and promote it (a naive handler on this client: 1,720 KB promoted and 7.8 ms of pause per
-      // scavenge, against 402 KB and 3.0 ms this way; bench/src/gc-trace-summary.mjs). A minimal
-      // script shows the same: a closure over an object stored in a class instance's field is
-      // costly, one in a fresh object literal is not. An AbortSignal still gets a closure.
+      // scavenge, against 402 KB and 3.0 ms this way; bench/src/gc-trace-summary.mjs).
+      // bench/src/closure-field-gc.mjs shows it without the client. An AbortSignal still gets a
+      // closure.
       if (source instanceof Scope) {
         source.add(this);
       } else {

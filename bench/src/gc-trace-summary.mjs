@@ -1,0 +1,39 @@
+/**
+ * Summarises V8's `--trace-gc-nvp` output per process: young-generation collections (scavenges),
+ * their mean pause, and how much each kept alive (survived) and moved to the old generation
+ * (promoted). What a server keeps alive across a scavenge is what makes scavenges expensive.
+ *
+ *   cd bench && BENCH_TARGET_STDOUT=1 \
+ *     BENCH_TARGET_NODE_ARGS="--trace-gc-nvp --single-threaded-gc" \
+ *     node src/gateway.mjs --variant gateway | node src/gc-trace-summary.mjs
+ *
+ * `--single-threaded-gc` makes a pause the collector's own work, not a wait for helper threads
+ * that a busy 2-core machine cannot schedule. The first line per process is its pid.
+ */
+import { createInterface } from 'node:readline';
+import process from 'node:process';
+
+const perPid = new Map();
+for await (const line of createInterface({ input: process.stdin })) {
+  if (!line.includes(' gc=s ')) {
+    if (line.startsWith('{')) process.stdout.write(`${line}\n`);
+    continue;
+  }
+  const pid = /^\[(\d+):/.exec(line)?.[1] ?? '?';
+  const field = name => Number(new RegExp(`(?:^| )${name}=([0-9.]+)`).exec(line)?.[1] ?? NaN);
+  const rows = perPid.get(pid) ?? [];
+  rows.push({
+    pause: field('pause'),
+    survived: field('new_space_survived'),
+    promoted: field('promoted'),
+  });
+  perPid.set(pid, rows);
+}
+const mean = (rows, key) => rows.reduce((sum, row) => sum + row[key], 0) / rows.length;
+for (const [pid, rows] of perPid) {
+  process.stdout.write(
+    `pid ${pid}: ${rows.length} scavenges, mean pause ${mean(rows, 'pause').toFixed(2)} ms, ` +
+      `survived ${(mean(rows, 'survived') / 1024).toFixed(0)} KB, ` +
+      `promoted ${(mean(rows, 'promoted') / 1024).toFixed(0)} KB per scavenge\n`,
+  );
+}
