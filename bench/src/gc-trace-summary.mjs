@@ -14,12 +14,18 @@ import { createInterface } from 'node:readline';
 import process from 'node:process';
 
 const perPid = new Map();
+let skipped = 0;
 for await (const line of createInterface({ input: process.stdin })) {
   if (!line.includes(' gc=s ')) {
     if (line.startsWith('{')) process.stdout.write(`${line}\n`);
     continue;
   }
-  const pid = /^\[(\d+):/.exec(line)?.[1] ?? '?';
+  // Two processes share the terminal: a line the other one cut into has no pid prefix.
+  const pid = /^\[(\d+):/.exec(line)?.[1];
+  if (pid === undefined) {
+    skipped++;
+    continue;
+  }
   const field = name => Number(new RegExp(`(?:^| )${name}=([0-9.]+)`).exec(line)?.[1] ?? NaN);
   const rows = perPid.get(pid) ?? [];
   rows.push({
@@ -29,6 +35,7 @@ for await (const line of createInterface({ input: process.stdin })) {
   });
   perPid.set(pid, rows);
 }
+if (skipped > 0) process.stdout.write(`${skipped} interleaved trace line(s) skipped\n`);
 const mean = (rows, key) => rows.reduce((sum, row) => sum + row[key], 0) / rows.length;
 for (const [pid, rows] of perPid) {
   process.stdout.write(
