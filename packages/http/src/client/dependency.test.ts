@@ -441,7 +441,13 @@ describe('httpDependency: deadlines', () => {
   it("aborting the attempt's source rejects with its reason and closes the socket", async () => {
     const t = await target(() => {});
     const spy = abortSpy(true);
-    const users = dep(t.url, { policies: [spy.policy] });
+    // Time limits far beyond the test's own: only the abort listener can end this call (without
+    // it, undici's first-byte timeout would, with the same reason, after a second).
+    const users = dep(t.url, {
+      policies: [spy.policy],
+      firstByteTimeoutMs: 600_000,
+      bodyTimeoutMs: 600_000,
+    });
     const arrived = t.nextRequest();
     const call = users.getJson('/');
     const req = await arrived;
