@@ -1,7 +1,9 @@
 /**
  * Gateway fan-out, all healthy: the shop's gateway (`createGateway`: composition, policies, caches,
  * batching) against a naive handler (plain `Promise.all` of the same upstream calls on the same
- * Fastify set-up), both against the same fake upstreams in a third process.
+ * Fastify set-up), both against the same fake upstreams in a third process. `naive-client`
+ * (information only) is the naive handler with its calls made by `@bulwark/http` without
+ * policies: the client's own cost, apart from composition.
  *
  *   node --expose-gc src/gateway.mjs --variant gateway [--quick]
  */

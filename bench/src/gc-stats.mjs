@@ -7,7 +7,10 @@
  *     node src/gateway.mjs --variant gateway
  *
  * prints one line per started process (the server under test and the fake upstreams), e.g.
- * `gc gateway-target.mjs gateway: minor n=225 total=1720ms max=19.9ms | major ...`.
+ * `gc gateway-target.mjs gateway: minor n=225 total=1720ms max=19.9ms | major ...`. Pauses are
+ * wall time: with V8's parallel helpers they depend on what else the machine runs; add
+ * `--single-threaded-gc` for comparable figures, and see gc-trace-summary.mjs for what each
+ * collection kept alive.
  */
 import { basename } from 'node:path';
 import { constants, PerformanceObserver } from 'node:perf_hooks';

@@ -7,8 +7,11 @@
  *     BENCH_TARGET_NODE_ARGS="--trace-gc-nvp --single-threaded-gc" \
  *     node src/gateway.mjs --variant gateway | node src/gc-trace-summary.mjs
  *
- * `--single-threaded-gc` makes a pause the collector's own work, not a wait for helper threads
- * that a busy 2-core machine cannot schedule. The first line per process is its pid.
+ * `--single-threaded-gc` puts all of a collection's work on the main thread, so a pause means
+ * the same from run to run whatever helper threads got to run on a busy 2-core machine (it is
+ * longer than a parallel pause). One line per process, by pid, in the order of their first
+ * collection: in the gateway benchmarks the fake upstreams keep ~30 KB alive per scavenge, the
+ * server hundreds.
  */
 import { createInterface } from 'node:readline';
 import process from 'node:process';
