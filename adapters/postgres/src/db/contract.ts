@@ -203,6 +203,142 @@ export function sqlDatabaseContract(t: ContractRunner, options: SqlDatabaseContr
       await rejectsWith(db.query(`select 2147483647::int4 + 1`), 'DB_INVALID_INPUT');
     });
 
+    t.it('copyFrom stores every kind of value exactly as given', async () => {
+      const name = table();
+      await db.exec(`create table ${name} (id int primary key, t text, big int8, f float8,
+        b boolean, ts timestamptz, j jsonb, plain json)`);
+      const tricky = 'tab\there, new\nline, cr\r, back\\slash, \\N, \\., emoji \u{1F600}, é';
+      const doc = { s: tricky, q: 'say "hi"', n: [1, 2.5, null], nested: { ok: true } };
+      const at = new Date('2024-05-06T07:08:09.123Z');
+      const loaded = await db.copyFrom(
+        name,
+        ['id', 't', 'big', 'f', 'b', 'ts', 'j', 'plain'],
+        [
+          [1, tricky, 9007199254740993n, 1.25, true, at, doc, [tricky]],
+          // A string is the column's text form: for json/jsonb, JSON text.
+          [2, '', 0, -0.5, false, null, '"a string"', null],
+          [3, null, undefined, Number.NaN, null, undefined, null, { a: 1 }],
+          [4, '\\N', -1, Number.POSITIVE_INFINITY, true, at, [], 42],
+        ],
+      );
+      assert.equal(loaded, 4);
+      const { rows } = await db.query<Record<string, unknown>>(`select * from ${name} order by id`);
+      assert.deepEqual(rows[0], {
+        id: 1,
+        t: tricky,
+        big: 9007199254740993n,
+        f: 1.25,
+        b: true,
+        ts: at,
+        j: doc,
+        plain: [tricky],
+      });
+      assert.deepEqual(rows[1], {
+        id: 2,
+        t: '',
+        big: 0,
+        f: -0.5,
+        b: false,
+        ts: null,
+        j: 'a string',
+        plain: null,
+      });
+      assert.equal(rows[2]?.t, null, 'null is NULL, not the text "null"');
+      assert.equal(rows[2]?.big, null);
+      assert.ok(Number.isNaN(rows[2]?.f));
+      assert.equal(rows[2]?.j, null);
+      assert.deepEqual(rows[2]?.plain, { a: 1 });
+      assert.equal(rows[3]?.t, '\\N', 'the text \\N is not NULL');
+      assert.equal(rows[3]?.f, Number.POSITIVE_INFINITY);
+      assert.deepEqual(rows[3]?.j, []);
+      assert.equal(rows[3]?.plain, 42);
+      assert.equal(await db.copyFrom(name, ['id'], []), 0);
+    });
+
+    t.it('copyFrom loads all rows or none, and the handle works on afterwards', async () => {
+      const name = table();
+      await db.exec(`create table ${name} (id int primary key, v text not null)`);
+      await db.copyFrom(name, ['id', 'v'], [[1, 'a']]);
+      const inBatch = await rejectsWith(
+        db.copyFrom(
+          name,
+          ['id', 'v'],
+          [
+            [2, 'b'],
+            [3, 'c'],
+            [2, 'again'],
+          ],
+        ),
+        'DB_UNIQUE_VIOLATION',
+      );
+      assert.equal(inBatch.constraint, `${name}_pkey`);
+      await rejectsWith(
+        db.copyFrom(
+          name,
+          ['id', 'v'],
+          [
+            [4, 'd'],
+            [1, 'a'],
+          ],
+        ),
+        'DB_UNIQUE_VIOLATION',
+      );
+      await rejectsWith(db.copyFrom(name, ['id', 'v'], [[5, null]]), 'DB_NOT_NULL_VIOLATION');
+      await rejectsWith(db.copyFrom(name, ['id', 'v'], [['six', 'f']]), 'DB_INVALID_INPUT');
+      const { rows } = await db.query<{ id: number }>(`select id from ${name} order by id`);
+      assert.deepEqual(
+        rows.map(r => r.id),
+        [1],
+      );
+    });
+
+    t.it('copyFrom in a transaction commits and rolls back with it', async () => {
+      const name = table();
+      await db.exec(`create table ${name} (id int primary key)`);
+      await db.transaction(async tx => {
+        assert.equal(await tx.copyFrom(name, ['id'], [[1], [2]]), 2);
+        await tx.query(`insert into ${name} values (3)`);
+      });
+      const failure = new Error('changed my mind');
+      await assert.rejects(
+        db.transaction(async tx => {
+          await tx.copyFrom(name, ['id'], [[4], [5]]);
+          throw failure;
+        }),
+        failure,
+      );
+      const { rows } = await db.query<{ id: number }>(`select id from ${name} order by id`);
+      assert.deepEqual(
+        rows.map(r => r.id),
+        [1, 2, 3],
+      );
+    });
+
+    t.it('copyFrom refuses bad names and unstorable values before sending anything', async () => {
+      const name = table();
+      await db.exec(`create table ${name} (id int, v text, j jsonb)`);
+      const cols = ['id', 'v', 'j'];
+      await rejectsWith(
+        db.copyFrom(`${name}; drop table x`, cols, [[1, 'a', null]]),
+        'DB_SQL_ERROR',
+      );
+      await rejectsWith(db.copyFrom('a.b.c', cols, [[1, 'a', null]]), 'DB_SQL_ERROR');
+      await rejectsWith(db.copyFrom(name, ['id', 'V'], [[1, 'a']]), 'DB_SQL_ERROR');
+      await rejectsWith(db.copyFrom(name, [], []), 'DB_SQL_ERROR');
+      await rejectsWith(db.copyFrom(name, cols, [[1, 'a']]), 'DB_INVALID_INPUT');
+      await rejectsWith(db.copyFrom(name, cols, [[1, 'nul\u0000', null]]), 'DB_INVALID_INPUT');
+      await rejectsWith(db.copyFrom(name, cols, [[1, 'lone \ud800', null]]), 'DB_INVALID_INPUT');
+      await rejectsWith(db.copyFrom(name, cols, [[1, 'a', () => 1]]), 'DB_INVALID_INPUT');
+      await rejectsWith(
+        db.copyFrom(name, cols, [[1, 'a', Symbol('s') as unknown as string]]),
+        'DB_INVALID_INPUT',
+      );
+      // JSON that jsonb cannot hold (NUL in a string) is the server's to refuse.
+      await rejectsWith(db.copyFrom(name, cols, [[1, 'a', { s: '\u0000' }]]), 'DB_INVALID_INPUT');
+      const { rows } = await db.query<{ c: number }>(`select count(*)::int as c from ${name}`);
+      assert.equal(rows[0]?.c, 0);
+    });
+
     t.it('a closed handle fails with DB_CLOSED; close is idempotent', async () => {
       const other = await options.open();
       await other.query('select 1');
@@ -211,6 +347,7 @@ export function sqlDatabaseContract(t: ContractRunner, options: SqlDatabaseContr
       assert.equal(other.closed, true);
       await rejectsWith(other.query('select 1'), 'DB_CLOSED');
       await rejectsWith(other.exec('select 1'), 'DB_CLOSED');
+      await rejectsWith(other.copyFrom('t', ['id'], [[1]]), 'DB_CLOSED');
       await rejectsWith(
         other.transaction(() => Promise.resolve(1)),
         'DB_CLOSED',

@@ -1,4 +1,5 @@
 export type {
+  CopyValue,
   QueryResult,
   SqlDatabase,
   SqlDatabaseKind,

@@ -6,6 +6,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdir } from 'node:fs/promises';
 import { PGlite, type Transaction } from '@electric-sql/pglite';
+import { copyStatement, encodeCopyRows, type CopyValue } from './copy.js';
 import { SqlError, translateSqlError } from './errors.js';
 import { rowCountOf } from './rows.js';
 import type { QueryResult, SqlDatabase, SqlTransaction } from './types.js';
@@ -19,6 +20,26 @@ function closedError(): SqlError {
   return new SqlError('DB_CLOSED', 'the database handle is closed; open a new one', {
     retryable: false,
   });
+}
+
+/**
+ * COPY on PGlite reads its rows from the `/dev/blob` device, filled from the query's `blob`
+ * option. Either PGlite or a transaction of it runs the statement.
+ */
+async function runCopy(
+  target: Pick<PGlite | Transaction, 'query'>,
+  table: string,
+  columns: readonly string[],
+  rows: Iterable<readonly CopyValue[]>,
+): Promise<number> {
+  const statement = copyStatement(table, columns, `'/dev/blob'`);
+  const blob = new Blob([encodeCopyRows(rows, columns)]);
+  try {
+    const result = await target.query(statement, [], { blob });
+    return result.affectedRows ?? 0;
+  } catch (error) {
+    throw translateSqlError(error);
+  }
 }
 
 class PgliteTransaction implements SqlTransaction {
@@ -39,6 +60,14 @@ class PgliteTransaction implements SqlTransaction {
     } catch (error) {
       throw translateSqlError(error);
     }
+  }
+
+  copyFrom(
+    table: string,
+    columns: readonly string[],
+    rows: Iterable<readonly CopyValue[]>,
+  ): Promise<number> {
+    return runCopy(this.tx, table, columns, rows);
   }
 }
 
@@ -83,6 +112,15 @@ class PgliteDatabase implements SqlDatabase {
     } catch (error) {
       throw translateSqlError(error);
     }
+  }
+
+  async copyFrom(
+    table: string,
+    columns: readonly string[],
+    rows: Iterable<readonly CopyValue[]>,
+  ): Promise<number> {
+    this.check();
+    return runCopy(this.pg, table, columns, rows);
   }
 
   async transaction<T>(fn: (tx: SqlTransaction) => Promise<T>): Promise<T> {

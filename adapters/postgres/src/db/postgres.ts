@@ -3,6 +3,8 @@
  * number like PGlite does (pg's default is a string), bigint past 2^53.
  */
 import pg from 'pg';
+import { from as copyFromStdin } from 'pg-copy-streams';
+import { copyStatement, encodeCopyRows, type CopyValue } from './copy.js';
 import { SqlError, translateSqlError } from './errors.js';
 import { rowCountOf } from './rows.js';
 import type { QueryResult, SqlDatabase, SqlTransaction } from './types.js';
@@ -125,6 +127,30 @@ async function runScript(client: pg.Pool | pg.PoolClient, script: string): Promi
   }
 }
 
+/** COPY FROM STDIN on one connection; the rows are encoded before anything is sent. */
+async function runCopy(
+  client: pg.PoolClient,
+  table: string,
+  columns: readonly string[],
+  rows: Iterable<readonly CopyValue[]>,
+): Promise<number> {
+  const statement = copyStatement(table, columns, 'stdin');
+  const data = encodeCopyRows(rows, columns);
+  const stream = client.query(copyFromStdin(statement));
+  try {
+    // 'finish' comes after the server's ReadyForQuery: the rows are in (or, in a transaction,
+    // part of it) by then.
+    await new Promise<void>((resolve, reject) => {
+      stream.on('error', reject);
+      stream.on('finish', resolve);
+      stream.end(data);
+    });
+  } catch (error) {
+    throw translateSqlError(error);
+  }
+  return stream.rowCount;
+}
+
 class PostgresTransaction implements SqlTransaction {
   constructor(private readonly client: pg.PoolClient) {}
 
@@ -134,6 +160,14 @@ class PostgresTransaction implements SqlTransaction {
 
   exec(script: string): Promise<void> {
     return runScript(this.client, script);
+  }
+
+  copyFrom(
+    table: string,
+    columns: readonly string[],
+    rows: Iterable<readonly CopyValue[]>,
+  ): Promise<number> {
+    return runCopy(this.client, table, columns, rows);
   }
 }
 
@@ -157,14 +191,37 @@ class PostgresDatabase implements SqlDatabase {
     return runScript(this.pool, script);
   }
 
-  async transaction<T>(fn: (tx: SqlTransaction) => Promise<T>): Promise<T> {
+  async copyFrom(
+    table: string,
+    columns: readonly string[],
+    rows: Iterable<readonly CopyValue[]>,
+  ): Promise<number> {
     if (this.isClosed) throw closedError();
-    let client: pg.PoolClient;
+    // A COPY holds its connection from the statement to the server's answer, so it takes one
+    // from the pool, as a transaction does.
+    const client = await this.connect();
+    let broken: Error | undefined;
     try {
-      client = await this.pool.connect();
+      return await runCopy(client, table, columns, rows);
+    } catch (error) {
+      if (isUnavailable(error)) broken = error as Error;
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  private async connect(): Promise<pg.PoolClient> {
+    try {
+      return await this.pool.connect();
     } catch (error) {
       throw translateSqlError(error);
     }
+  }
+
+  async transaction<T>(fn: (tx: SqlTransaction) => Promise<T>): Promise<T> {
+    if (this.isClosed) throw closedError();
+    const client = await this.connect();
     // A connection that failed mid-transaction must not go back to the pool.
     let broken: Error | undefined;
     try {

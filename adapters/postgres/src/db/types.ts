@@ -1,5 +1,9 @@
 /** The SQL handle's interface: the same calls, the same SQL and the same row types on PGlite and PostgreSQL. */
 
+import type { CopyValue } from './copy.js';
+
+export type { CopyValue } from './copy.js';
+
 /** What a query returns. */
 export interface QueryResult<R> {
   rows: R[];
@@ -24,6 +28,20 @@ export interface SqlExecutor {
    * Never build it from user input.
    */
   exec(script: string): Promise<void>;
+  /**
+   * Loads rows into `table` with `COPY ... FROM` (text format): PostgreSQL's fastest way in, one
+   * statement, all rows or none (a constraint violation fails the whole load, as one INSERT
+   * would). `table` (`schema.name` or `name`) and `columns` are lower-case identifiers written
+   * by code, never user input; every row has one value per column. Values: `null`/`undefined`
+   * as NULL; a string as the column's text form (for a json/jsonb column, JSON text, as a
+   * parameter would be); numbers, bigints, booleans, Dates; any other object as JSON (for
+   * json/jsonb columns). Resolves with the number of rows loaded.
+   */
+  copyFrom(
+    table: string,
+    columns: readonly string[],
+    rows: Iterable<readonly CopyValue[]>,
+  ): Promise<number>;
 }
 
 /** The executor handed to a `transaction` callback; valid only until the callback settles. */

@@ -54,6 +54,45 @@ describe.skipIf(url === undefined)('postgres queue backend', () => {
     }
   });
 
+  it('loads a batch of 200 or more by COPY; a NOTIFY failing after it does not fail the send', async () => {
+    let copies = 0;
+    let failNotify = false;
+    // The real pool, watched: copyFrom counted, and the wake-up made to fail on demand.
+    const watched = new Proxy(db, {
+      get(target, key) {
+        if (key === 'copyFrom') {
+          return (...args: Parameters<SqlDatabase['copyFrom']>) => {
+            copies++;
+            return target.copyFrom(...args);
+          };
+        }
+        if (key === 'query') {
+          return (text: string, params?: readonly unknown[]) =>
+            failNotify && text.includes('pg_notify')
+              ? Promise.reject(new Error('connection lost'))
+              : target.query(text, params);
+        }
+        const value: unknown = Reflect.get(target, key, target);
+        return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
+      },
+    });
+    const own = await postgresQueueBackend({ db: watched, schema, migrate: false });
+    const producer = createProducer({ backend: own });
+    const queue = `copy-${Date.now().toString(36)}`;
+    const batch = (n: number) =>
+      Array.from({ length: n }, (_, i) => ({ queue, type: 't', payload: i }));
+    await producer.sendBatch(batch(199));
+    expect(copies).toBe(0);
+    await producer.sendBatch(batch(200));
+    expect(copies).toBe(1);
+    failNotify = true;
+    // The rows are committed before the wake-up is sent: the send has succeeded.
+    await producer.sendBatch(batch(250));
+    expect(copies).toBe(2);
+    expect((await own.stats(queue, Date.now())).ready).toBe(649);
+    await own.close();
+  });
+
   it('SKIP LOCKED: two concurrent fetches never lease the same message', async () => {
     const queue = `skip-${Date.now().toString(36)}`;
     const producer = createProducer({ backend });

@@ -13,6 +13,8 @@ export interface QueueSql {
    */
   enqueueFresh: string;
   enqueueFreshNotify: string;
+  /** Wakes the listeners of the queues in `$2` (channel `$1`); for a COPY's transaction. */
+  notify: string;
   fetch: string;
   nextAvailable: string;
   extend: string;
@@ -103,6 +105,7 @@ export function queueSql(s: string, server = true): QueueSql {
     enqueueNotify: notifying(insert),
     enqueueFresh: insertFresh,
     enqueueFreshNotify: notifying(insertFresh),
+    notify: `select pg_notify($1::text, q) from unnest($2::text[]) q`,
     // The rows are picked by physical address (ctid): the picked rows are locked by this very
     // statement (FOR UPDATE; on PGlite nothing else runs meanwhile), so their address cannot
     // change before the UPDATE reaches them, and a TID scan spares the primary-key look-up per

@@ -225,6 +225,52 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
         expect(seen.map(s => s.payload)).toEqual(['first', 'other']);
       });
 
+      it('a large sendBatch keeps every field and the order, and skips a re-published id', async () => {
+        // Large enough for a backend's bulk path (PostgreSQL loads 200 or more by COPY), with the
+        // values a bulk encoding has to escape: tabs, newlines, backslashes, quotes, non-ASCII.
+        const odd = 'tab\there\nnew line \\ back\\slash "quoted" \\N é \u{1F600}';
+        const payloads: unknown[] = [
+          { i: 0, nested: { list: [1, 2.5, null, true], text: odd } },
+          odd,
+          '',
+          42,
+          null,
+          false,
+          [odd, { deep: [[]] }],
+        ];
+        const first = await h.producer.send({ queue, type: 't', payload: 'already queued' });
+        const batch = Array.from({ length: 300 }, (_, i) => ({
+          queue,
+          type: i % 2 === 0 ? 'even' : `odd ${odd}`,
+          payload: payloads[i % payloads.length],
+          headers: { 'x-n': String(i), 'x-odd': odd },
+          ...(i % 3 === 0 ? { idempotencyKey: `key ${i} ${odd}` } : {}),
+        }));
+        const ids = await h.producer.sendBatch([
+          ...batch.slice(0, 150),
+          { id: first, queue, type: 't', payload: 'again' },
+          ...batch.slice(150),
+        ]);
+        expect(ids).toHaveLength(301);
+        const got: Message[] = [];
+        h.consume({ queue, maxAttempts: 1, handler: m => void got.push(m) });
+        await h.run(10, () => got.length >= 301);
+        await h.run(100);
+        expect(got.map(m => m.id)).toEqual([first, ...ids.filter(id => id !== first)]);
+        expect(got[0]!.payload).toBe('already queued');
+        got.slice(1).forEach((m, i) => {
+          const sent = batch[i]!;
+          expect(m).toMatchObject({
+            queue,
+            type: sent.type,
+            payload: sent.payload,
+            headers: sent.headers,
+            attempt: 1,
+          });
+          expect(m.idempotencyKey).toBe(sent.idempotencyKey);
+        });
+      });
+
       it('honours a send delay', async () => {
         await h.producer.send({ queue, type: 't', payload: null, delayMs: 500 });
         const { seen, handler } = recorder(() => undefined);
