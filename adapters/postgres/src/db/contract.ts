@@ -199,6 +199,9 @@ export function sqlDatabaseContract(t: ContractRunner, options: SqlDatabaseContr
       await rejectsWith(db.query(`insert into ${name} values (2, null)`), 'DB_NOT_NULL_VIOLATION');
       await rejectsWith(db.query(`insert into ${name} values (3, -1)`), 'DB_CHECK_VIOLATION');
       await rejectsWith(db.query(`select * from no_such_table_here`), 'DB_SQL_ERROR');
+      // More values than parameters: a protocol violation (08P01), the caller's mistake.
+      const extra = await rejectsWith(db.query(`select $1::int as v`, [1, 2]), 'DB_SQL_ERROR');
+      assert.equal(extra.retryable, false);
       await rejectsWith(db.query(`select $1::int as v`, ['not a number']), 'DB_INVALID_INPUT');
       await rejectsWith(db.query(`select 2147483647::int4 + 1`), 'DB_INVALID_INPUT');
     });

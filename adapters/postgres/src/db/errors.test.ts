@@ -19,6 +19,7 @@ describe('translateSqlError', () => {
     ['57014', 'DB_QUERY_CANCELLED', true],
     ['57P01', 'DB_UNAVAILABLE', true],
     ['08006', 'DB_UNAVAILABLE', true],
+    ['08P01', 'DB_SQL_ERROR', false],
     ['53300', 'DB_UNAVAILABLE', true],
     ['25P02', 'DB_TRANSACTION_ABORTED', false],
     ['XX000', 'DB_QUERY_FAILED', false],

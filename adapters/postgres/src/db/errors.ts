@@ -131,6 +131,10 @@ function byState(state: string): SqlErrorCode {
       return 'DB_QUERY_CANCELLED';
     case '25P02':
       return 'DB_TRANSACTION_ABORTED';
+    // protocol_violation: in class 08 (connection) but a caller's mistake, e.g. more values than
+    // the statement has parameters; sent again it fails again, so not retryable.
+    case '08P01':
+      return 'DB_SQL_ERROR';
     // admin_shutdown, crash_shutdown, cannot_connect_now: the server is going away or not ready.
     case '57P01':
     case '57P02':
