@@ -206,6 +206,22 @@ export function sqlDatabaseContract(t: ContractRunner, options: SqlDatabaseContr
       await rejectsWith(db.query(`select 2147483647::int4 + 1`), 'DB_INVALID_INPUT');
     });
 
+    t.it(
+      'a statement run before its table changed shape runs again with the new columns',
+      async () => {
+        const name = table();
+        await db.exec(`create table ${name} (id int)`);
+        await db.query(`insert into ${name} values (1)`);
+        const text = `select * from ${name} where id = $1`;
+        // Run more than once: both engines keep the statement prepared after its first use.
+        for (let i = 0; i < 3; i++) {
+          assert.deepEqual((await db.query(text, [1])).rows, [{ id: 1 }]);
+        }
+        await db.exec(`alter table ${name} add column v text default 'x'`);
+        assert.deepEqual((await db.query(text, [1])).rows, [{ id: 1, v: 'x' }]);
+      },
+    );
+
     t.it('copyFrom stores every kind of value exactly as given', async () => {
       const name = table();
       await db.exec(`create table ${name} (id int primary key, t text, big int8, f float8,

@@ -5,9 +5,10 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdir } from 'node:fs/promises';
-import { PGlite, type Transaction } from '@electric-sql/pglite';
+import { Mutex, PGlite, type Transaction } from '@electric-sql/pglite';
 import { copyStatement, encodeCopyRows, type CopyValue } from './copy.js';
 import { SqlError, translateSqlError } from './errors.js';
+import { PglitePreparedStatements } from './pglite-prepared.js';
 import { rowCountOf } from './rows.js';
 import type { QueryResult, SqlDatabase, SqlTransaction } from './types.js';
 
@@ -77,8 +78,17 @@ class PgliteDatabase implements SqlDatabase {
   // Marks the async context of a running transaction callback: a handle call made from there
   // would wait on the mutex the transaction holds, forever.
   private readonly inTransaction = new AsyncLocalStorage<true>();
+  /**
+   * Every call of the handle runs under this lock, a transaction for its whole length. PGlite's
+   * own locks cover its `query`, `exec` and `transaction`, but not the protocol exchanges of the
+   * prepared statements, which would otherwise run inside someone else's open transaction.
+   */
+  private readonly lock = new Mutex();
+  private readonly prepared: PglitePreparedStatements;
 
-  constructor(private readonly pg: PGlite) {}
+  constructor(private readonly pg: PGlite) {
+    this.prepared = new PglitePreparedStatements(pg);
+  }
 
   get closed(): boolean {
     return this.isClosed;
@@ -98,8 +108,11 @@ class PgliteDatabase implements SqlDatabase {
   async query<R>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
     this.check();
     try {
-      const result = await this.pg.query<R>(text, params === undefined ? undefined : [...params]);
-      return { rows: result.rows, rowCount: rowCountOf(result.rows, result.affectedRows) };
+      return await this.lock.runExclusive(async () => {
+        if (this.prepared.accepts(text)) return this.prepared.query<R>(text, params ?? []);
+        const result = await this.pg.query<R>(text, params === undefined ? undefined : [...params]);
+        return { rows: result.rows, rowCount: rowCountOf(result.rows, result.affectedRows) };
+      });
     } catch (error) {
       throw translateSqlError(error);
     }
@@ -108,7 +121,7 @@ class PgliteDatabase implements SqlDatabase {
   async exec(script: string): Promise<void> {
     this.check();
     try {
-      await this.pg.exec(script);
+      await this.lock.runExclusive(() => this.pg.exec(script));
     } catch (error) {
       throw translateSqlError(error);
     }
@@ -120,7 +133,7 @@ class PgliteDatabase implements SqlDatabase {
     rows: Iterable<readonly CopyValue[]>,
   ): Promise<number> {
     this.check();
-    return runCopy(this.pg, table, columns, rows);
+    return this.lock.runExclusive(() => runCopy(this.pg, table, columns, rows));
   }
 
   async transaction<T>(fn: (tx: SqlTransaction) => Promise<T>): Promise<T> {
@@ -129,15 +142,17 @@ class PgliteDatabase implements SqlDatabase {
     // from the driver and are translated. PGlite rolls back when `fn` throws.
     let fromCallback = false;
     try {
-      return await this.pg.transaction(tx =>
-        this.inTransaction.run(true, async () => {
-          try {
-            return await fn(new PgliteTransaction(tx));
-          } catch (error) {
-            fromCallback = true;
-            throw error;
-          }
-        }),
+      return await this.lock.runExclusive(() =>
+        this.pg.transaction(tx =>
+          this.inTransaction.run(true, async () => {
+            try {
+              return await fn(new PgliteTransaction(tx));
+            } catch (error) {
+              fromCallback = true;
+              throw error;
+            }
+          }),
+        ),
       );
     } catch (error) {
       if (fromCallback) throw error;
@@ -148,7 +163,8 @@ class PgliteDatabase implements SqlDatabase {
   async close(): Promise<void> {
     if (this.isClosed) return;
     this.isClosed = true;
-    await this.pg.close();
+    // After the calls already running or waiting: closing under them would fail them midway.
+    await this.lock.runExclusive(() => this.pg.close());
   }
 }
 
