@@ -4,9 +4,9 @@
  * Why: PGlite's `query()` parses and plans an unnamed statement on every call and runs each
  * protocol step (parse, describe, bind, describe, execute, sync) as its own exchange with the
  * WASM engine. A statement prepared once under a name needs one exchange per call (bind,
- * describe, execute, sync) and no planning. On a 1,000-message queue, a fetch of 100 plus the ack
- * of those 100 took 3.74 / 3.60 ms this way against 4.91 / 5.94 ms through `query()` (ad-hoc,
- * eight interleaved rounds of ten, two runs; see the package README).
+ * describe, execute, sync) and no planning. A queue fetch of 100 plus the ack of those 100 took
+ * 3.35 / 3.20 ms this way against 4.55 / 4.15 ms through `query()` (bench/src/pglite-statements.mjs,
+ * two runs; the package README has more).
  *
  * The caller must hold the handle's own lock: `execProtocol` takes none of PGlite's, so nothing
  * else may use the instance meanwhile (PgliteDatabase runs every call under one lock).
