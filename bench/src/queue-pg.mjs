@@ -149,6 +149,17 @@ async function openBulwark(engine) {
 
 // ---- pg-boss --------------------------------------------------------------------------------
 
+/**
+ * A PGlite for pg-boss with the settings `@bulwark/postgres`'s `openPglite()` gives its in-memory
+ * instances (`wal_init_zero = off`, see that package's README), so both libraries run on the same
+ * engine configured the same way.
+ */
+async function pgliteForPgBoss() {
+  const instance = await pglite.PGlite.create();
+  await instance.exec('set wal_init_zero = off');
+  return instance;
+}
+
 async function openPgBoss(engine) {
   const schema = uniqueName('bench_pgboss');
   let instance;
@@ -157,7 +168,7 @@ async function openPgBoss(engine) {
     engine === 'pglite'
       ? new pgBoss.PgBoss({
           ...common,
-          db: pgBoss.fromPglite((instance = await pglite.PGlite.create())),
+          db: pgBoss.fromPglite((instance = await pgliteForPgBoss())),
           backend: 'pglite',
         })
       : new pgBoss.PgBoss({ ...common, connectionString: DATABASE_URL, max: POOL });

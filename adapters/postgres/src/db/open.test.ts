@@ -18,9 +18,22 @@ describe('openDatabase', () => {
       const second = await openDatabase({ dataDir });
       const { rows } = await second.query<{ v: number }>('select v + 1 as v from kept');
       expect(rows).toEqual([{ v: 42 }]);
+      // Real files: new WAL segments are zero-filled as PostgreSQL does by default.
+      const walInit = await second.query<{ wal_init_zero: string }>('show wal_init_zero');
+      expect(walInit.rows).toEqual([{ wal_init_zero: 'on' }]);
       await second.close();
     } finally {
       await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('in memory, new WAL segments are not zero-filled (no disk to pre-allocate)', async () => {
+    const db = await openDatabase();
+    try {
+      const { rows } = await db.query<{ wal_init_zero: string }>('show wal_init_zero');
+      expect(rows).toEqual([{ wal_init_zero: 'off' }]);
+    } finally {
+      await db.close();
     }
   });
 

@@ -168,12 +168,25 @@ class PgliteDatabase implements SqlDatabase {
   }
 }
 
+/**
+ * In memory only: new WAL segments are not filled with zeroes first. PGlite's in-memory file
+ * system grows a file by copying it (by an eighth at a time past 1 MB), so zero-filling each new
+ * 16 MB segment in 8 KB writes copied it over and over, and a write-heavy minute paid for it:
+ * consuming a freshly enqueued 10,000 messages ran at 14,370–17,898 messages/s against
+ * 28,192–32,390 with this setting (ad-hoc, three alternating pairs). PostgreSQL's own
+ * `wal_init_zero` (off: only a segment's last byte is written when it is created); the zeroes only
+ * pre-allocate disk space, and there is no disk here. With `dataDir` the files are real ones and
+ * the default stays.
+ */
+const IN_MEMORY_SETTINGS = 'set wal_init_zero = off';
+
 /** Opens PGlite; with `dataDir` the folder is created when missing and reused on the next start. */
 export async function openPglite(options: PgliteDatabaseOptions = {}): Promise<SqlDatabase> {
   let pg: PGlite;
   try {
     if (options.dataDir === undefined) {
       pg = await PGlite.create();
+      await pg.exec(IN_MEMORY_SETTINGS);
     } else {
       await mkdir(options.dataDir, { recursive: true });
       pg = await PGlite.create({ dataDir: options.dataDir });
