@@ -210,3 +210,17 @@ export function translateSqlError(error: unknown): SqlError {
   }
   return new SqlError('DB_QUERY_FAILED', message, { cause: error });
 }
+
+/**
+ * A driver error (before translation) saying a prepared statement's plan is stale: a table
+ * changed under it so that its result columns differ, and PostgreSQL refuses the old plan.
+ * Both engines prepare statements and recover from this by preparing the text again.
+ */
+export function isStalePlan(error: unknown): boolean {
+  const e = error as { code?: unknown; message?: unknown };
+  return (
+    e.code === '0A000' &&
+    typeof e.message === 'string' &&
+    e.message.includes('cached plan must not change result type')
+  );
+}

@@ -12,6 +12,7 @@
  * else may use the instance meanwhile (PgliteDatabase runs every call under one lock).
  */
 import { parse as pgliteParse, protocol, type PGlite } from '@electric-sql/pglite';
+import { isStalePlan } from './errors.js';
 import type { QueryResult } from './types.js';
 import { rowCountOf } from './rows.js';
 
@@ -47,13 +48,7 @@ function concat(parts: readonly Uint8Array[]): Uint8Array {
  * `DISCARD ALL`: 26000). Prepared again, it runs.
  */
 function needsPreparingAgain(error: unknown): boolean {
-  const e = error as { code?: unknown; message?: unknown };
-  if (e.code === '26000') return true;
-  return (
-    e.code === '0A000' &&
-    typeof e.message === 'string' &&
-    e.message.includes('cached plan must not change result type')
-  );
+  return (error as { code?: unknown }).code === '26000' || isStalePlan(error);
 }
 
 export class PglitePreparedStatements {

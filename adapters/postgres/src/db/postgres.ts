@@ -5,7 +5,7 @@
 import pg from 'pg';
 import { from as copyFromStdin } from 'pg-copy-streams';
 import { copyStatement, encodeCopyRows, type CopyValue } from './copy.js';
-import { SqlError, translateSqlError } from './errors.js';
+import { isStalePlan, SqlError, translateSqlError } from './errors.js';
 import { rowCountOf } from './rows.js';
 import type { QueryResult, SqlDatabase, SqlTransaction } from './types.js';
 
@@ -78,15 +78,6 @@ async function run<R>(
     }
     throw translateSqlError(error);
   }
-}
-
-function isStalePlan(error: unknown): boolean {
-  const e = error as { code?: unknown; message?: unknown };
-  return (
-    e.code === '0A000' &&
-    typeof e.message === 'string' &&
-    e.message.includes('cached plan must not change result type')
-  );
 }
 
 /**
