@@ -23,7 +23,7 @@ function badName(message: string): SqlError {
 }
 
 /** `COPY schema.table (a, b) FROM <source>` after checking every name is a plain identifier. */
-export function copyStatement(table: string, columns: readonly string[], source: string): string {
+function copyStatement(table: string, columns: readonly string[], source: string): string {
   const parts = table.split('.');
   if (parts.length > 2 || !parts.every(p => IDENT.test(p))) {
     throw badName(
@@ -89,11 +89,27 @@ function json(value: object, row: number, column: string): string {
   return encoded;
 }
 
-/** The rows as COPY text; each row must have one value per column. */
-export function encodeCopyRows(
-  rows: Iterable<readonly CopyValue[]>,
+/** A COPY to run: its statement and its rows as COPY text. */
+export interface EncodedCopy {
+  readonly statement: string;
+  readonly data: string;
+}
+
+/**
+ * Checks the names and encodes the rows, before any connection is taken or anything is sent
+ * (`source`: `stdin` on PostgreSQL, `'/dev/blob'` on PGlite).
+ */
+export function encodeCopy(
+  table: string,
   columns: readonly string[],
-): string {
+  rows: Iterable<readonly CopyValue[]>,
+  source: string,
+): EncodedCopy {
+  return { statement: copyStatement(table, columns, source), data: encodeCopyRows(rows, columns) };
+}
+
+/** The rows as COPY text; each row must have one value per column. */
+function encodeCopyRows(rows: Iterable<readonly CopyValue[]>, columns: readonly string[]): string {
   let out = '';
   let row = 0;
   for (const values of rows) {

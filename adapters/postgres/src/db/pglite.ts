@@ -6,7 +6,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdir } from 'node:fs/promises';
 import { Mutex, PGlite, type Transaction } from '@electric-sql/pglite';
-import { copyStatement, encodeCopyRows, type CopyValue } from './copy.js';
+import { encodeCopy, type CopyValue } from './copy.js';
 import { SqlError, translateSqlError } from './errors.js';
 import { PglitePreparedStatements } from './pglite-prepared.js';
 import { rowCountOf } from './rows.js';
@@ -33,8 +33,8 @@ async function runCopy(
   columns: readonly string[],
   rows: Iterable<readonly CopyValue[]>,
 ): Promise<number> {
-  const statement = copyStatement(table, columns, `'/dev/blob'`);
-  const blob = new Blob([encodeCopyRows(rows, columns)]);
+  const { statement, data } = encodeCopy(table, columns, rows, `'/dev/blob'`);
+  const blob = new Blob([data]);
   try {
     const result = await target.query(statement, [], { blob });
     return result.affectedRows ?? 0;

@@ -4,7 +4,7 @@
  */
 import pg from 'pg';
 import { from as copyFromStdin } from 'pg-copy-streams';
-import { copyStatement, encodeCopyRows, type CopyValue } from './copy.js';
+import { encodeCopy, type CopyValue, type EncodedCopy } from './copy.js';
 import { isStalePlan, SqlError, translateSqlError } from './errors.js';
 import { rowCountOf } from './rows.js';
 import type { QueryResult, SqlDatabase, SqlTransaction } from './types.js';
@@ -119,14 +119,7 @@ async function runScript(client: pg.Pool | pg.PoolClient, script: string): Promi
 }
 
 /** COPY FROM STDIN on one connection; the rows are encoded before anything is sent. */
-async function runCopy(
-  client: pg.PoolClient,
-  table: string,
-  columns: readonly string[],
-  rows: Iterable<readonly CopyValue[]>,
-): Promise<number> {
-  const statement = copyStatement(table, columns, 'stdin');
-  const data = encodeCopyRows(rows, columns);
+async function runCopy(client: pg.PoolClient, { statement, data }: EncodedCopy): Promise<number> {
   const stream = client.query(copyFromStdin(statement));
   try {
     // 'finish' comes after the server's ReadyForQuery: the rows are in (or, in a transaction,
@@ -153,12 +146,12 @@ class PostgresTransaction implements SqlTransaction {
     return runScript(this.client, script);
   }
 
-  copyFrom(
+  async copyFrom(
     table: string,
     columns: readonly string[],
     rows: Iterable<readonly CopyValue[]>,
   ): Promise<number> {
-    return runCopy(this.client, table, columns, rows);
+    return runCopy(this.client, encodeCopy(table, columns, rows, 'stdin'));
   }
 }
 
@@ -188,12 +181,14 @@ class PostgresDatabase implements SqlDatabase {
     rows: Iterable<readonly CopyValue[]>,
   ): Promise<number> {
     if (this.isClosed) throw closedError();
+    // Encoded first: a bad name or value fails without taking a connection.
+    const copy = encodeCopy(table, columns, rows, 'stdin');
     // A COPY holds its connection from the statement to the server's answer, so it takes one
     // from the pool, as a transaction does.
     const client = await this.connect();
     let broken: Error | undefined;
     try {
-      return await runCopy(client, table, columns, rows);
+      return await runCopy(client, copy);
     } catch (error) {
       if (isUnavailable(error)) broken = error as Error;
       throw error;

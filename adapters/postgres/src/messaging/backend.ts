@@ -566,8 +566,7 @@ export async function postgresQueueBackend(
  * From how many messages a PostgreSQL batch goes in by COPY instead of one INSERT. COPY takes a
  * connection of its own and a second round trip for the wake-up, which small batches do not earn
  * back: level at 150–200 messages, 0.6× the time at 300 (figures in the package README). PGlite keeps
- * the INSERT: its COPY (rows read from a `/dev/blob` device) was no faster at 300 and erratic at
- * 1,000.
+ * the INSERT: its COPY (rows read from a `/dev/blob` device) was no faster at 300 or 1,000.
  */
 const COPY_MIN_ROWS = 200;
 
