@@ -30,20 +30,23 @@ describe.skipIf(url === undefined)('postgres queue backend', () => {
 
   describeQueueBackendContract('postgres', () => ({ backend }));
 
-  it('wakes consumers in another process through LISTEN/NOTIFY, every queue of a batch', async () => {
+  it('wakes consumers in another process through LISTEN/NOTIFY: every queue of a batch, and a single send', async () => {
     // A second pool and backend stand in for another process: no in-process wake-up is shared.
     const otherDb = await openDatabase({ url: url! });
     try {
       const other = await postgresQueueBackend({ db: otherDb, schema, migrate: false });
       const stamp = Date.now().toString(36);
-      const queues = [`wake-a-${stamp}`, `wake-b-${stamp}`];
+      const queues = [`wake-a-${stamp}`, `wake-b-${stamp}`, `wake-c-${stamp}`];
       const consumers = queues.map(queue => ({ queue, ...wakeOnlyConsumer(backend, queue) }));
       for (const { consumer } of consumers) await consumer.whenIdle();
       // One batch into both queues (the second queue's message last): each queue is notified.
-      await createProducer({ backend: other }).sendBatch([
+      const producer = createProducer({ backend: other });
+      await producer.sendBatch([
         { queue: queues[0]!, type: 't', payload: 1 },
         { queue: queues[1]!, type: 't', payload: 2 },
       ]);
+      // One message: its own statement, with the wake-up in a CTE.
+      await producer.send({ queue: queues[2]!, type: 't', payload: 3 });
       for (const { queue, consumer, delivered } of consumers) {
         await delivered;
         await consumer.stop();

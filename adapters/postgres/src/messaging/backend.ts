@@ -145,7 +145,13 @@ export class PostgresQueueBackend implements QueueBackend {
     if (executor === this.db) {
       try {
         if (pg && records.length >= COPY_MIN_ROWS) await this.copy(records);
-        else
+        else if (records.length === 1) {
+          const values = messageValues(records[0]!);
+          await executor.query(
+            pg ? this.sql.enqueueOneNotify : this.sql.enqueueOne,
+            pg ? [...values, this.schema] : values,
+          );
+        } else
           await executor.query(pg ? this.sql.enqueueFreshNotify : this.sql.enqueueFresh, [
             ...this.insertParams(records, pg),
           ]);
@@ -184,7 +190,7 @@ export class PostgresQueueBackend implements QueueBackend {
    * the messages twice); other processes' consumers then find the rows at their next poll.
    */
   private async copy(records: readonly EnqueueRecord[]): Promise<void> {
-    await this.db.copyFrom(`${this.schema}.messages`, COPY_COLUMNS, records.map(copyRow));
+    await this.db.copyFrom(`${this.schema}.messages`, COPY_COLUMNS, records.map(messageValues));
     try {
       await this.db.query(this.sql.notify, [this.schema, distinctQueues(records)]);
     } catch {
@@ -582,11 +588,12 @@ const COPY_COLUMNS = [
 ] as const;
 
 /**
- * One message as COPY values. Payload and headers as JSON text, so a string payload is stored
+ * One message as the values of a COPY row or of the one-message INSERT, in {@link COPY_COLUMNS}'s
+ * order. Payload and headers as JSON text, so a string payload is stored
  * as a JSON string, as the INSERT path stores it; a payload JSON cannot represent (undefined)
  * is JSON null there too.
  */
-function copyRow(r: EnqueueRecord): CopyValue[] {
+function messageValues(r: EnqueueRecord): CopyValue[] {
   return [
     r.id,
     r.queue,

@@ -13,6 +13,13 @@ export interface QueueSql {
    */
   enqueueFresh: string;
   enqueueFreshNotify: string;
+  /**
+   * One fresh message (a `send`), its eight values as parameters `$1`–`$8` in the column order
+   * id, queue, type, payload, headers, idempotency_key, available_at, first_seen_at; the
+   * notifying form takes the channel as `$9` and answers no rows.
+   */
+  enqueueOne: string;
+  enqueueOneNotify: string;
   /** Wakes the listeners of the queues in `$2` (channel `$1`); for a COPY's transaction. */
   notify: string;
   fetch: string;
@@ -99,12 +106,24 @@ export function queueSql(s: string, server = true): QueueSql {
   // 9.7–11.6 ms; ~17 % of the insert's execution).
   const notifying = (text: string): string => `with ins as (${text})
       select pg_notify($2::text, q) from unnest($3::text[]) q`;
+  // A single message needs no JSON document to unpack, and the wake-up rides in a CTE (a volatile
+  // one is never inlined, so it runs once, and only if the insert commits) instead of being the
+  // statement's result: no row to describe, send and decode. Sequential sends on PostgreSQL,
+  // ad-hoc, 16 rounds of 1,000 per form in shuffled order, median: 200 µs a send this way
+  // against 222 µs through jsonb_to_recordset with the pg_notify rows as the result.
+  const columns = `${s}.messages
+      (id, queue, type, payload, headers, idempotency_key, available_at, first_seen_at)`;
+  const oneValues = `$1::text, $2::text, $3::text, $4::jsonb, $5::jsonb, $6::text, $7::float8,
+      $8::float8`;
   const owned = `id = $1 and lease_token = $2 and state = 'leased'`;
   return {
     enqueue: insert,
     enqueueNotify: notifying(insert),
     enqueueFresh: insertFresh,
     enqueueFreshNotify: notifying(insertFresh),
+    enqueueOne: `insert into ${columns} values (${oneValues})`,
+    enqueueOneNotify: `with n as (select pg_notify($9::text, $2::text))
+      insert into ${columns} select ${oneValues} from n`,
     notify: `select pg_notify($1::text, q) from unnest($2::text[]) q`,
     // The rows are picked by physical address (ctid): the picked rows are locked by this very
     // statement (FOR UPDATE; on PGlite nothing else runs meanwhile), so their address cannot

@@ -49,6 +49,9 @@ export type QueueBackendFactory = () => QueueBackendUnderTest | Promise<QueueBac
 let queueCounter = 0;
 
 /** Registers the contract tests in a `describe` block named after the backend. */
+/** Text a bulk or bound encoding has to escape: tabs, newlines, backslashes, quotes, non-ASCII. */
+const ODD_TEXT = 'tab\there\nnew line \\ back\\slash "quoted" \\N é \u{1F600}';
+
 export function describeQueueBackendContract(name: string, factory: QueueBackendFactory): void {
   describe(`QueueBackend contract: ${name}`, () => {
     let subject: QueueBackendUnderTest;
@@ -228,7 +231,7 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
       it('a large sendBatch keeps every field and the order, and skips a re-published id', async () => {
         // Large enough for a backend's bulk path (PostgreSQL loads 200 or more by COPY), with the
         // values a bulk encoding has to escape: tabs, newlines, backslashes, quotes, non-ASCII.
-        const odd = 'tab\there\nnew line \\ back\\slash "quoted" \\N é \u{1F600}';
+        const odd = ODD_TEXT;
         const payloads: unknown[] = [
           { i: 0, nested: { list: [1, 2.5, null, true], text: odd } },
           odd,
@@ -268,6 +271,38 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
             attempt: 1,
           });
           expect(m.idempotencyKey).toBe(sent.idempotencyKey);
+        });
+      });
+
+      it('send() keeps every kind of payload, and skips a re-sent id that is still queued', async () => {
+        // One message per call: a backend's single-message path (PostgreSQL binds the values of
+        // one row instead of unpacking a JSON document) must store what the batch path stores.
+        const odd = ODD_TEXT;
+        const payloads: unknown[] = [odd, '', 42, 2.5, null, false, [odd, { deep: [[]] }], {}];
+        const ids: string[] = [];
+        for (const [i, payload] of payloads.entries()) {
+          ids.push(
+            await h.producer.send({
+              queue,
+              type: `t ${odd}`,
+              payload,
+              headers: { 'x-odd': odd },
+              ...(i % 2 === 0 ? { idempotencyKey: `key ${i} ${odd}` } : {}),
+            }),
+          );
+        }
+        expect(await h.producer.send({ id: ids[0]!, queue, type: 't', payload: 'again' })).toBe(
+          ids[0],
+        );
+        const got: Message[] = [];
+        h.consume({ queue, maxAttempts: 1, handler: m => void got.push(m) });
+        await h.run(10, () => got.length >= payloads.length);
+        await h.run(100);
+        expect(got.map(m => m.id)).toEqual(ids);
+        got.forEach((m, i) => {
+          expect(m).toMatchObject({ type: `t ${odd}`, headers: { 'x-odd': odd }, attempt: 1 });
+          expect(m.payload).toEqual(payloads[i]);
+          expect(m.idempotencyKey).toBe(i % 2 === 0 ? `key ${i} ${odd}` : undefined);
         });
       });
 
