@@ -166,7 +166,9 @@ export class PostgresQueueBackend implements QueueBackend {
     ]);
   }
 
+  /** A batch's parameters: one JSON document on PostgreSQL, one array per column on PGlite. */
   private insertParams(records: readonly EnqueueRecord[], pg: boolean): unknown[] {
+    if (!pg) return columnArrays(records);
     const json = JSON.stringify(
       records.map(r => ({
         id: r.id,
@@ -179,7 +181,7 @@ export class PostgresQueueBackend implements QueueBackend {
         first_seen_at: r.firstSeenAt,
       })),
     );
-    return pg ? [json, this.schema, distinctQueues(records)] : [json];
+    return [json, this.schema, distinctQueues(records)];
   }
 
   /**
@@ -604,6 +606,17 @@ function messageValues(r: EnqueueRecord): CopyValue[] {
     r.availableAt,
     r.firstSeenAt,
   ];
+}
+
+/** {@link messageValues} of a batch, column by column: the PGlite INSERT's eight arrays. */
+function columnArrays(records: readonly EnqueueRecord[]): CopyValue[][] {
+  const columns: CopyValue[][] = COPY_COLUMNS.map(() => new Array<CopyValue>(records.length));
+  records.forEach((r, i) => {
+    messageValues(r).forEach((value, c) => {
+      columns[c]![i] = value;
+    });
+  });
+  return columns;
 }
 
 /** The queues a batch enqueues into, each once: the ones a NOTIFY wakes. */

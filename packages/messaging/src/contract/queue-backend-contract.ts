@@ -244,10 +244,11 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
         const first = await h.producer.send({ queue, type: 't', payload: 'already queued' });
         const batch = Array.from({ length: 300 }, (_, i) => ({
           queue,
-          type: i % 2 === 0 ? 'even' : `odd ${odd}`,
+          // 'NULL': what an array literal must quote to keep it from being SQL NULL.
+          type: i === 4 ? 'NULL' : i % 2 === 0 ? 'even' : `odd ${odd}`,
           payload: payloads[i % payloads.length],
           headers: { 'x-n': String(i), 'x-odd': odd },
-          ...(i % 3 === 0 ? { idempotencyKey: `key ${i} ${odd}` } : {}),
+          ...(i % 3 === 0 ? { idempotencyKey: i === 3 ? 'NULL' : `key ${i} ${odd}` } : {}),
         }));
         const ids = await h.producer.sendBatch([
           ...batch.slice(0, 150),
