@@ -185,7 +185,7 @@ class PostgresDatabase implements SqlDatabase {
     const copy = encodeCopy(table, columns, rows, 'stdin');
     // A COPY holds its connection from the statement to the server's answer, so it takes one
     // from the pool, as a transaction does.
-    const client = await this.connect();
+    const { client, release } = await this.checkout();
     let broken: Error | undefined;
     try {
       return await runCopy(client, copy);
@@ -193,21 +193,43 @@ class PostgresDatabase implements SqlDatabase {
       if (isUnavailable(error)) broken = error as Error;
       throw error;
     } finally {
-      client.release(broken);
+      release(broken);
     }
   }
 
-  private async connect(): Promise<pg.PoolClient> {
+  /**
+   * A connection of the pool's for a COPY or a transaction. pg-pool stops listening to a
+   * connection's 'error' event while it is checked out, and pg emits one when the socket dies
+   * (after failing the statement in flight): unheard, it would be an uncaught exception that ends
+   * the process. Heard here, it marks the connection broken, so it is not handed back.
+   */
+  private async checkout(): Promise<{
+    client: pg.PoolClient;
+    release: (broken?: Error) => void;
+  }> {
+    let client: pg.PoolClient;
     try {
-      return await this.pool.connect();
+      client = await this.pool.connect();
     } catch (error) {
       throw translateSqlError(error);
     }
+    let lost: Error | undefined;
+    const onError = (error: Error): void => {
+      lost = error;
+    };
+    client.on('error', onError);
+    return {
+      client,
+      release: broken => {
+        client.removeListener('error', onError);
+        client.release(broken ?? lost);
+      },
+    };
   }
 
   async transaction<T>(fn: (tx: SqlTransaction) => Promise<T>): Promise<T> {
     if (this.isClosed) throw closedError();
-    const client = await this.connect();
+    const { client, release } = await this.checkout();
     // A connection that failed mid-transaction must not go back to the pool.
     let broken: Error | undefined;
     try {
@@ -229,7 +251,7 @@ class PostgresDatabase implements SqlDatabase {
       if (broken === undefined && isUnavailable(error)) broken = error as Error;
       throw error;
     } finally {
-      client.release(broken);
+      release(broken);
     }
   }
 
