@@ -13,11 +13,12 @@ export interface QueueSql {
    * chose one, so the backend tries this first and falls back to `enqueue` on a conflict.
    */
   enqueueFresh: string;
+  /** The same waking listeners, PostgreSQL only. */
   enqueueFreshNotify: string;
   /**
    * One fresh message (a `send`), its eight values as parameters `$1`–`$8` in the column order
    * id, queue, type, payload, headers, idempotency_key, available_at, first_seen_at; the
-   * notifying form takes the channel as `$9` and answers no rows.
+   * notifying form (PostgreSQL only) takes the channel as `$9` and answers no rows.
    */
   enqueueOne: string;
   enqueueOneNotify: string;
@@ -95,7 +96,7 @@ export function queueSql(s: string, server = true): QueueSql {
   const columns = `${s}.messages
       (id, queue, type, payload, headers, idempotency_key, available_at, first_seen_at)`;
   // A batch: one JSON document on PostgreSQL, one array per column on PGlite (params: see
-  // batchParams in backend.ts). Ad-hoc, rows inserted per form in shuffled order, median:
+  // insertParams in backend.ts). Ad-hoc, rows inserted per form in shuffled order, median:
   // PGlite, 1,000 rows, 28 batches each, three runs: 12.8 / 13.0 / 13.8 ms by arrays against
   // 13.8 / 14.6 / 15.6 ms by jsonb_to_recordset; PostgreSQL, 36 batches each: 100 rows 1.84 vs
   // 1.63 ms, 10 rows 0.85 vs 0.73 ms (pg encodes array parameters in JS, slower than one string).
