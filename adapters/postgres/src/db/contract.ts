@@ -55,6 +55,9 @@ export function sqlDatabaseContract(t: ContractRunner, options: SqlDatabaseContr
     let n = 0;
     // A fresh table name per test, so the tests of one suite never see each other's rows.
     const table = () => `contract_t${++n}`;
+    /** The ids a test table holds, in order. */
+    const idsIn = async (name: string): Promise<number[]> =>
+      (await db.query<{ id: number }>(`select id from ${name} order by id`)).rows.map(r => r.id);
 
     t.beforeAll(async () => {
       db = await options.open();
@@ -177,11 +180,7 @@ export function sqlDatabaseContract(t: ContractRunner, options: SqlDatabaseContr
       g.release();
       await assert.rejects(tx, /roll back/);
       await outside;
-      const { rows } = await db.query<{ id: number }>(`select id from ${name} order by id`);
-      assert.deepEqual(
-        rows.map(r => r.id),
-        [2],
-      );
+      assert.deepEqual(await idsIn(name), [2]);
     });
 
     t.it('translates driver errors into stable codes', async () => {
@@ -304,11 +303,7 @@ export function sqlDatabaseContract(t: ContractRunner, options: SqlDatabaseContr
       );
       await rejectsWith(db.copyFrom(name, ['id', 'v'], [[5, null]]), 'DB_NOT_NULL_VIOLATION');
       await rejectsWith(db.copyFrom(name, ['id', 'v'], [['six', 'f']]), 'DB_INVALID_INPUT');
-      const { rows } = await db.query<{ id: number }>(`select id from ${name} order by id`);
-      assert.deepEqual(
-        rows.map(r => r.id),
-        [1],
-      );
+      assert.deepEqual(await idsIn(name), [1]);
     });
 
     t.it('copyFrom in a transaction commits and rolls back with it', async () => {
@@ -326,11 +321,7 @@ export function sqlDatabaseContract(t: ContractRunner, options: SqlDatabaseContr
         }),
         failure,
       );
-      const { rows } = await db.query<{ id: number }>(`select id from ${name} order by id`);
-      assert.deepEqual(
-        rows.map(r => r.id),
-        [1, 2, 3],
-      );
+      assert.deepEqual(await idsIn(name), [1, 2, 3]);
     });
 
     t.it('copyFrom refuses bad names and unstorable values before sending anything', async () => {
