@@ -19,7 +19,8 @@ if (!url) console.warn('handle.int.test.ts skipped: set DATABASE_URL to a Postgr
  * A TCP proxy to the server that cuts both sides of a connection at the first message from the
  * client that `cutOn` picks (its type byte and body): a connection lost in the middle of a
  * statement. It reads the client's frames (type byte, int32 length including itself) after the
- * startup message (int32 length, no type byte).
+ * startup message (int32 length, no type byte). Not @bulwark/testing's fault proxy: its faults
+ * apply per connection, by chance or by time, and cannot pick a protocol message.
  */
 async function cuttingProxy(target: URL): Promise<{
   port: number;
