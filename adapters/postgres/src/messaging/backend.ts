@@ -107,6 +107,8 @@ export class PostgresQueueBackend implements QueueBackend {
   readonly name: string;
   readonly schema: string;
   private readonly sql: QueueSql;
+  /** PostgreSQL (true) or PGlite: picks the statements and parameters of an enqueue. */
+  private readonly pg: boolean;
   private readonly wakeUps;
   private listener: PostgresListener | undefined;
   /** PGlite runs no autovacuum: every fetch, ack and settlement leaves a dead row version. */
@@ -119,7 +121,8 @@ export class PostgresQueueBackend implements QueueBackend {
   ) {
     this.schema = schema;
     this.name = db.kind;
-    this.sql = queueSql(schema, db.kind === 'postgres');
+    this.pg = db.kind === 'postgres';
+    this.sql = queueSql(schema, this.pg);
     this.wakeUps = localWakeUps(db, schema);
     this.vacuum = tableVacuum(db, `${schema}.messages`);
   }
@@ -139,36 +142,45 @@ export class PostgresQueueBackend implements QueueBackend {
   }
 
   private async insert(executor: SqlExecutor, records: readonly EnqueueRecord[]): Promise<void> {
-    const pg = this.db.kind === 'postgres';
     // The fresh-ids-first path (below) only outside a transaction: inside one (a replay) a failed
     // statement would abort the caller's transaction, so there the conflict-safe INSERT only.
     if (executor === this.db) {
       try {
-        if (pg && records.length >= COPY_MIN_ROWS) await this.copy(records);
-        else if (records.length === 1) {
-          const values = messageValues(records[0]!);
-          await executor.query(
-            pg ? this.sql.enqueueOneNotify : this.sql.enqueueOne,
-            pg ? [...values, this.schema] : values,
-          );
-        } else
-          await executor.query(pg ? this.sql.enqueueFreshNotify : this.sql.enqueueFresh, [
-            ...this.insertParams(records, pg),
-          ]);
+        await this.insertFresh(records);
         return;
       } catch (error) {
         if (!(isSqlError(error) && error.code === 'DB_UNIQUE_VIOLATION')) throw error;
         // An id already there: the whole batch failed; insert it again, skipping duplicates.
       }
     }
-    await executor.query(pg ? this.sql.enqueueNotify : this.sql.enqueue, [
-      ...this.insertParams(records, pg),
-    ]);
+    await executor.query(
+      this.pg ? this.sql.enqueueNotify : this.sql.enqueue,
+      this.batchParams(records),
+    );
+  }
+
+  /**
+   * Ids taken as fresh, each engine's fastest way: a large PostgreSQL batch by COPY, one message
+   * by its bound values, any other batch by one INSERT. A duplicate id fails the whole call.
+   */
+  private async insertFresh(records: readonly EnqueueRecord[]): Promise<void> {
+    if (this.pg && records.length >= COPY_MIN_ROWS) return this.copy(records);
+    if (records.length === 1) {
+      const values = messageValues(records[0]!);
+      await (this.pg
+        ? this.db.query(this.sql.enqueueOneNotify, [...values, this.schema])
+        : this.db.query(this.sql.enqueueOne, values));
+      return;
+    }
+    await this.db.query(
+      this.pg ? this.sql.enqueueFreshNotify : this.sql.enqueueFresh,
+      this.batchParams(records),
+    );
   }
 
   /** A batch's parameters: one JSON document on PostgreSQL, one array per column on PGlite. */
-  private insertParams(records: readonly EnqueueRecord[], pg: boolean): unknown[] {
-    if (!pg) return columnArrays(records);
+  private batchParams(records: readonly EnqueueRecord[]): unknown[] {
+    if (!this.pg) return columnArrays(records);
     const json = JSON.stringify(
       records.map(r => ({
         id: r.id,
@@ -590,10 +602,10 @@ const COPY_COLUMNS = [
 ] as const;
 
 /**
- * One message as the values of a COPY row or of the one-message INSERT, in {@link COPY_COLUMNS}'s
- * order. Payload and headers as JSON text, so a string payload is stored
- * as a JSON string, as the INSERT path stores it; a payload JSON cannot represent (undefined)
- * is JSON null there too.
+ * One message as the values of a COPY row, of the one-message INSERT or (by column) of PGlite's
+ * batch INSERT, in {@link COPY_COLUMNS}'s order. Payload and headers as JSON text, so a string
+ * payload is stored as a JSON string on every path; a payload JSON cannot represent (undefined)
+ * is JSON null.
  */
 function messageValues(r: EnqueueRecord): CopyValue[] {
   return [

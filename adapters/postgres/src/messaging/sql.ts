@@ -96,7 +96,7 @@ export function queueSql(s: string, server = true): QueueSql {
   const columns = `${s}.messages
       (id, queue, type, payload, headers, idempotency_key, available_at, first_seen_at)`;
   // A batch: one JSON document on PostgreSQL, one array per column on PGlite (params: see
-  // insertParams in backend.ts). Ad-hoc, rows inserted per form in shuffled order, median:
+  // batchParams in backend.ts). Ad-hoc, rows inserted per form in shuffled order, median:
   // PGlite, 1,000 rows, 28 batches each, three runs: 12.8 / 13.0 / 13.8 ms by arrays against
   // 13.8 / 14.6 / 15.6 ms by jsonb_to_recordset; PostgreSQL, 36 batches each: 100 rows 1.84 vs
   // 1.63 ms, 10 rows 0.85 vs 0.73 ms (pg encodes array parameters in JS, slower than one string).

@@ -48,10 +48,10 @@ export type QueueBackendFactory = () => QueueBackendUnderTest | Promise<QueueBac
 
 let queueCounter = 0;
 
-/** Registers the contract tests in a `describe` block named after the backend. */
 /** Text a bulk or bound encoding has to escape: tabs, newlines, backslashes, quotes, non-ASCII. */
 const ODD_TEXT = 'tab\there\nnew line \\ back\\slash "quoted" \\N é \u{1F600}';
 
+/** Registers the contract tests in a `describe` block named after the backend. */
 export function describeQueueBackendContract(name: string, factory: QueueBackendFactory): void {
   describe(`QueueBackend contract: ${name}`, () => {
     let subject: QueueBackendUnderTest;
@@ -229,8 +229,7 @@ export function describeQueueBackendContract(name: string, factory: QueueBackend
       });
 
       it('a large sendBatch keeps every field and the order, and skips a re-published id', async () => {
-        // Large enough for a backend's bulk path (PostgreSQL loads 200 or more by COPY), with the
-        // values a bulk encoding has to escape: tabs, newlines, backslashes, quotes, non-ASCII.
+        // Large enough for a backend's bulk path (PostgreSQL loads 200 or more by COPY).
         const odd = ODD_TEXT;
         const payloads: unknown[] = [
           { i: 0, nested: { list: [1, 2.5, null, true], text: odd } },
