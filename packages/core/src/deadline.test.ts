@@ -14,9 +14,9 @@ function clamping(clock: TestClock): Clock {
   };
 }
 
-/** Listeners a scope holds (a private field, read to prove nothing accumulates). */
+/** Listeners a scope holds (read to prove nothing accumulates). */
 function linked(deadline: Deadline): number {
-  return (deadline.scope as unknown as { listeners?: Set<unknown> }).listeners?.size ?? 0;
+  return deadline.scope.listenerCount;
 }
 
 describe('Deadline', () => {

@@ -19,6 +19,29 @@ describe('Scope as an AbortSource (EventTarget-like, for undici)', () => {
     expect(scope.aborted).toBe(true);
   });
 
+  it('calls every listener in the order added, once each, whatever was removed between', () => {
+    const scope = new Scope();
+    const calls: string[] = [];
+    const listener = (name: string) => ({ abort: () => calls.push(name) });
+    const a = listener('a');
+    const b = listener('b');
+    const c = () => calls.push('c');
+    scope.add(a);
+    scope.add(a); // twice is once, as with a Set
+    expect(scope.listenerCount).toBe(1);
+    scope.remove(a);
+    expect(scope.listenerCount).toBe(0);
+    scope.add(b);
+    scope.add(a);
+    scope.addEventListener('abort', c);
+    scope.remove(b);
+    scope.add(b);
+    expect(scope.listenerCount).toBe(3);
+    scope.abort('x');
+    expect(calls).toEqual(['a', 'c', 'b']);
+    expect(scope.listenerCount).toBe(0);
+  });
+
   it('calls a listener added after the abort at once', () => {
     const scope = new Scope();
     scope.abort('early');

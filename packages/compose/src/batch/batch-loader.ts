@@ -112,99 +112,34 @@ export interface BatchLoader<K, V> {
 interface Waiter<V> {
   resolve(value: V): void;
   reject(error: unknown): void;
+  /** Stops watching the caller's signal and deadline (`load` callers; a group watches itself). */
   detach: (() => void) | undefined;
   settled: boolean;
 }
 
-type Leave<K, V> = (slot: Slot<K, V>, waiter: Waiter<V>, error: unknown) => void;
-
-/** One `load` caller's key, as a watch's member. */
-interface KeyMember<K, V> {
-  readonly slot: Slot<K, V>;
-  readonly waiter: Waiter<V>;
-}
-
-/** A watch's member: one `load` caller's key, or one `loadMany` with every key it still waits for. */
-type Member<K, V> = KeyMember<K, V> | Group<K, V>;
-
-/** The callers waiting on one signal or deadline; `abort` lets a Deadline call it directly. */
-class Watch<K, V> {
-  readonly members = new Set<Member<K, V>>();
-  constructor(readonly onAbort: (reason?: unknown) => void) {}
-  abort(reason: unknown): void {
-    this.onAbort(reason);
-  }
-  fire(error: unknown, leave: Leave<K, V>): void {
-    for (const m of [...this.members]) {
-      if (m instanceof Group) m.leave(error, leave);
-      else leave(m.slot, m.waiter, error);
-    }
-    this.members.clear();
-  }
-}
-
-/**
- * One `loadMany`: its result slots, and the keys it waits for in batches. It is ONE member of its
- * signal's and deadline's watches however many keys it has (a request's 12 order lines: one
- * entry and no closures per key, not 12 of each), and leaves them all when it is detached.
- */
-class Group<K, V> {
-  readonly results: (V | Error)[];
-  /** The keys waiting in batches, with their waiters (parallel arrays). */
-  readonly slots: Slot<K, V>[] = [];
-  readonly waiters: GroupWaiter<K, V>[] = [];
-  /** Stops watching the signal and deadline; set once the group is watched. */
-  unwatch: (() => void) | undefined = undefined;
-  constructor(
-    private left: number,
-    private readonly done: (results: (V | Error)[]) => void,
-  ) {
-    this.results = new Array<V | Error>(left);
-  }
-  set(index: number, value: V | Error): void {
-    this.results[index] = value;
-    if (--this.left === 0) {
-      this.unwatch?.();
-      this.done(this.results);
-    }
-  }
-  /** Its signal aborted or its deadline passed: every key still waiting leaves. */
-  leave(error: unknown, leave: Leave<K, V>): void {
-    for (let i = 0; i < this.slots.length; i++) {
-      leave(this.slots[i] as Slot<K, V>, this.waiters[i] as GroupWaiter<K, V>, error);
-    }
-  }
-}
-
-/** One key of a `loadMany`: a waiter without a promise of its own, watched through its group. */
-class GroupWaiter<K, V> implements Waiter<V> {
-  detach: (() => void) | undefined = undefined;
-  settled = false;
-  constructor(
-    readonly group: Group<K, V>,
-    private readonly index: number,
-  ) {}
-  resolve(value: V): void {
-    this.group.set(this.index, value);
-  }
-  reject(error: unknown): void {
-    this.group.set(this.index, error instanceof Error ? error : new Error(String(error)));
-  }
-}
-
+/** One key a batch asks for, and the callers waiting for it. */
 interface Slot<K, V> {
   readonly key: K;
   readonly id: unknown;
   readonly batch: Batch<K, V>;
-  readonly waiters: Waiter<V>[];
+  /**
+   * The first waiter, and any after it: most keys have one caller, which then costs no array
+   * (an array of one per key was a tenth of what a request's loader allocated).
+   */
+  first: Waiter<V> | undefined;
+  more: Waiter<V>[] | undefined;
   /** Every caller left before the batch was sent: it is not sent. */
   removed: boolean;
+  /** Loaded: `value` is remembered for the loader's lifetime (until cleared). */
+  loaded: boolean;
+  value: V | undefined;
 }
 
 interface Batch<K, V> {
   /**
-   * The keys in order of arrival, distinct (`inFlight` dedupes them), removed ones included. An
-   * array, not a Map: a Map would be grown and rehashed key by key for each request's batch.
+   * The keys in order of arrival, distinct (the loader's entries dedupe them), removed ones
+   * included. An array, not a Map: a Map would be grown and rehashed key by key for each
+   * request's batch.
    */
   readonly slots: Slot<K, V>[];
   /** Slots not removed: the batch's size. */
@@ -222,10 +157,126 @@ interface Batch<K, V> {
   sent: boolean;
 }
 
+/** One `load` caller's key, as a watch's member. */
+interface KeyMember<K, V> {
+  readonly slot: Slot<K, V>;
+  readonly waiter: Waiter<V>;
+}
+
+/**
+ * The `load` callers waiting on one signal or deadline: one abort listener for all of them
+ * (a request that loads 50 keys one by one under one deadline adds one listener, not 50, which
+ * also tripped Node's MaxListenersExceededWarning past 10). `abort` lets a Deadline call it.
+ */
+class Watch<K, V> {
+  readonly members = new Set<KeyMember<K, V>>();
+  constructor(readonly onAbort: (reason?: unknown) => void) {}
+  abort(reason: unknown): void {
+    this.onAbort(reason);
+  }
+  fire(error: unknown, loader: Loader<K, V>): void {
+    for (const m of [...this.members]) loader.leave(m.slot, m.waiter, error);
+    this.members.clear();
+  }
+}
+
+/**
+ * One `loadMany`: its result slots, and the keys it waits for in batches. It watches its signal
+ * and deadline itself, once for all its keys (a request's 12 order lines: one listener each and
+ * no closure per key), and stops watching when its last key settles.
+ */
+class Group<K, V> {
+  readonly results: (V | Error)[];
+  /** The keys waiting in batches. */
+  readonly waiting: GroupWaiter<K, V>[] = [];
+  private signal: AbortSignal | Scope | undefined = undefined;
+  private deadline: Deadline | undefined = undefined;
+  constructor(
+    private left: number,
+    private readonly done: (results: (V | Error)[]) => void,
+    private readonly loader: Loader<K, V>,
+  ) {
+    this.results = new Array<V | Error>(left);
+  }
+  set(index: number, value: V | Error): void {
+    this.results[index] = value;
+    if (--this.left === 0) {
+      this.unwatch();
+      this.done(this.results);
+    }
+  }
+  watch(signal: AbortSignal | Scope | undefined, deadline: Deadline | undefined): void {
+    if (signal !== undefined) {
+      this.signal = signal;
+      // A Scope calls `abort` below; an AbortSignal calls `handleEvent`.
+      if (signal instanceof Scope) signal.add(this);
+      else signal.addEventListener('abort', this, { once: true });
+    }
+    if (deadline !== undefined) {
+      this.deadline = deadline;
+      deadline.onAbort(this);
+    }
+  }
+  private unwatch(): void {
+    const signal = this.signal;
+    if (signal !== undefined) {
+      this.signal = undefined;
+      if (signal instanceof Scope) signal.remove(this);
+      else signal.removeEventListener('abort', this);
+    }
+    const deadline = this.deadline;
+    if (deadline !== undefined) {
+      this.deadline = undefined;
+      deadline.offAbort(this);
+    }
+  }
+  /** The caller's AbortSignal aborted. */
+  handleEvent(): void {
+    this.leave(new CancelledError({ cause: (this.signal as AbortSignal).reason }));
+  }
+  /** The caller's Scope aborted, or its deadline passed (or was cancelled). */
+  abort(reason: unknown): void {
+    const signal = this.signal;
+    this.leave(
+      signal !== undefined && signal.aborted
+        ? new CancelledError({ cause: signal.reason })
+        : (reason ?? new DeadlineExceededError()),
+    );
+  }
+  /** Every key still waiting leaves. */
+  private leave(error: unknown): void {
+    this.unwatch();
+    for (const waiter of this.waiting) this.loader.leave(waiter.slot as Slot<K, V>, waiter, error);
+  }
+}
+
+/** One key of a `loadMany`: a waiter without a promise of its own, watched through its group. */
+class GroupWaiter<K, V> implements Waiter<V> {
+  detach: (() => void) | undefined = undefined;
+  settled = false;
+  slot: Slot<K, V> | undefined = undefined;
+  constructor(
+    readonly group: Group<K, V>,
+    private readonly index: number,
+  ) {}
+  resolve(value: V): void {
+    this.group.set(this.index, value);
+  }
+  reject(error: unknown): void {
+    this.group.set(this.index, error instanceof Error ? error : new Error(String(error)));
+  }
+}
+
 const WHERE = 'batchLoader';
 
-const scheduleTurn: (fn: () => void) => void =
-  typeof setImmediate === 'function' ? fn => void setImmediate(fn) : fn => void setTimeout(fn, 0);
+function sendAtEndOfTurn<K, V>(loader: Loader<K, V>, batch: Batch<K, V>): void {
+  loader.send(batch, 'tick');
+}
+
+const scheduleTurn: <K, V>(loader: Loader<K, V>, batch: Batch<K, V>) => void =
+  typeof setImmediate === 'function'
+    ? (loader, batch) => void setImmediate(sendAtEndOfTurn, loader, batch)
+    : (loader, batch) => void setTimeout(sendAtEndOfTurn, 0, loader, batch);
 
 export function batchLoader<K, V>(options: BatchLoaderOptions<K, V>): BatchLoader<K, V> {
   requireOptionsObject(WHERE, options);
@@ -245,296 +296,54 @@ export function batchLoader<K, V>(options: BatchLoaderOptions<K, V>): BatchLoade
   const minBudgetMs = requireMs(WHERE, 'minBudgetMs', options.minBudgetMs ?? 5);
   if (options.cacheKey !== undefined) requireFn(WHERE, 'cacheKey', options.cacheKey);
   requireClock(WHERE, options.clock);
-  const clock = options.clock ?? systemClock;
-  const idOf = options.cacheKey ?? ((key: K): unknown => key);
-  const load = options.load;
-  const emitter = new Emitter<BatchLoaderEvent>();
+  return new Loader<K, V>(
+    name,
+    options.load,
+    maxBatchSize,
+    windowMs,
+    minBudgetMs,
+    options.cacheKey,
+    options.clock ?? systemClock,
+  );
+}
 
-  const values = new Map<unknown, V>();
-  const inFlight = new Map<unknown, Slot<K, V>>();
-  let gathering: Batch<K, V> | undefined;
+/**
+ * The loader. A class, not closures over the options: a loader is made per request, and one
+ * object with its methods on the prototype costs a fraction of fifteen closures and four Maps
+ * (the Maps of `load` callers' watches and the event emitter are made on first use).
+ */
+class Loader<K, V> implements BatchLoader<K, V> {
+  /** Keys loaded (remembered) or waiting in a batch, by `cacheKey`. */
+  private readonly entries = new Map<unknown, Slot<K, V>>();
+  private gathering: Batch<K, V> | undefined = undefined;
+  private emitter: Emitter<BatchLoaderEvent> | undefined = undefined;
+  private callerWatches: Map<AbortSignal | Scope, Watch<K, V>> | undefined = undefined;
+  private deadlineWatches: Map<Deadline, Watch<K, V>> | undefined = undefined;
 
-  function newBatch(): Batch<K, V> {
-    const batch: Batch<K, V> = {
-      slots: [],
-      size: 0,
-      live: 0,
-      fixed: 0,
-      dueAt: clock.now() + windowMs,
-      timer: undefined,
-      immediate: windowMs === 0,
-      cancel: NEVER_SCOPE,
-      sent: false,
-    };
-    if (batch.immediate) {
-      scheduleTurn(() => send(batch, 'tick'));
-    } else {
-      batch.timer = clock.setTimer(() => send(batch, 'window'), windowMs);
-    }
-    return batch;
+  constructor(
+    readonly name: string,
+    private readonly loadBatch: BatchLoaderOptions<K, V>['load'],
+    private readonly maxBatchSize: number,
+    private readonly windowMs: number,
+    private readonly minBudgetMs: number,
+    private readonly cacheKey: ((key: K) => unknown) | undefined,
+    private readonly clock: Clock,
+  ) {}
+
+  get onEvent(): Subscribe<BatchLoaderEvent> {
+    return (this.emitter ??= new Emitter<BatchLoaderEvent>()).subscribe;
   }
 
-  /** Brings the send forward for a caller whose deadline falls before the window ends. */
-  function hurry(batch: Batch<K, V>, deadline: Deadline): void {
-    if (batch.immediate) return;
-    const sendBy = clock.now() + deadline.remainingMs() - minBudgetMs;
-    if (sendBy >= batch.dueAt) return;
-    batch.dueAt = sendBy;
-    batch.timer?.clear();
-    batch.timer = clock.setTimer(() => send(batch, 'deadline'), sendBy - clock.now());
-  }
-
-  function send(batch: Batch<K, V>, reason: BatchDispatchReason): void {
-    if (batch.sent) return;
-    batch.sent = true;
-    batch.timer?.clear();
-    batch.timer = undefined;
-    if (gathering === batch) gathering = undefined;
-    if (batch.size === 0) return;
-    const slots =
-      batch.size === batch.slots.length ? batch.slots : batch.slots.filter(slot => !slot.removed);
-    const keys = slots.map(slot => slot.key);
-    if (emitter.size > 0) {
-      emitter.emit({ type: 'batch.dispatch', loader: name, size: keys.length, reason });
-    }
-    // A Scope, not an AbortController (microseconds to make and to abort on Node 20), and only
-    // if every caller can leave.
-    if (batch.fixed === 0) batch.cancel = new Scope();
-    let result: PromiseLike<BatchLoadResult<K, V>>;
-    try {
-      result = load(keys, new LoadContext(batch.cancel));
-    } catch (error) {
-      result = Promise.reject(error);
-    }
-    Promise.resolve(result).then(
-      found => deliver(slots, found),
-      (error: unknown) => {
-        for (const slot of slots) settleSlot(slot, error, false);
-      },
-    );
-  }
-
-  function deliver(slots: Slot<K, V>[], found: BatchLoadResult<K, V>): void {
-    if (found instanceof Map) {
-      for (const slot of slots) {
-        const value = (found as ReadonlyMap<K, V | Error>).get(slot.key);
-        settleFound(slot, value);
-      }
-      return;
-    }
-    if (!Array.isArray(found)) {
-      const error = new BatchResultError(
-        name,
-        `load() must return a Map or an array aligned with its keys, got ${typeof found}`,
-      );
-      for (const slot of slots) settleSlot(slot, error, false);
-      return;
-    }
-    const list = found as ReadonlyArray<V | Error | undefined>;
-    if (list.length !== slots.length) {
-      const error = new BatchResultError(
-        name,
-        `load() returned ${list.length} values for ${slots.length} keys; return one value or Error per key, in key order (or a Map)`,
-      );
-      for (const slot of slots) settleSlot(slot, error, false);
-      return;
-    }
-    slots.forEach((slot, index) => settleFound(slot, list[index]));
-  }
-
-  function settleFound(slot: Slot<K, V>, value: V | Error | undefined): void {
-    if (value === undefined) settleSlot(slot, new BatchKeyMissingError(name, slot.key), false);
-    else if (value instanceof Error) settleSlot(slot, value, false);
-    else settleSlot(slot, value, true);
-  }
-
-  function settleSlot(slot: Slot<K, V>, outcome: unknown, ok: boolean): void {
-    if (inFlight.get(slot.id) === slot) inFlight.delete(slot.id);
-    if (ok) values.set(slot.id, outcome as V);
-    for (const waiter of slot.waiters) {
-      if (waiter.settled) continue;
-      waiter.settled = true;
-      waiter.detach?.();
-      if (ok) waiter.resolve(outcome as V);
-      else waiter.reject(outcome);
-    }
-    slot.waiters.length = 0;
-  }
-
-  function leave(slot: Slot<K, V>, waiter: Waiter<V>, error: unknown): void {
-    if (waiter.settled) return;
-    waiter.settled = true;
-    waiter.detach?.();
-    waiter.reject(error);
-    const at = slot.waiters.indexOf(waiter);
-    if (at !== -1) slot.waiters.splice(at, 1);
-    const batch = slot.batch;
-    batch.live -= 1;
-    if (!batch.sent) {
-      if (slot.waiters.length === 0) {
-        slot.removed = true;
-        batch.size -= 1;
-        if (inFlight.get(slot.id) === slot) inFlight.delete(slot.id);
-      }
-      if (batch.size === 0) {
-        batch.sent = true; // nothing left to send
-        batch.timer?.clear();
-        if (gathering === batch) gathering = undefined;
-      }
-      return;
-    }
-    if (batch.live === 0) {
-      // Nobody wants this batch any more: stop it, and let later loads start afresh.
-      for (const s of batch.slots) if (inFlight.get(s.id) === s) inFlight.delete(s.id);
-      if (emitter.size > 0) {
-        emitter.emit({ type: 'batch.abandoned', loader: name, size: batch.size });
-      }
-      batch.cancel.abort(new CancelledError());
-    }
-  }
-
-  // One abort listener per distinct signal or deadline, shared by every caller waiting on it: a
-  // request that loads 50 keys under one deadline adds one listener, not 50 (which also tripped
-  // Node's MaxListenersExceededWarning past 10). Deadlines are watched through their own listener
-  // list (`onAbort`), so no AbortController is made for them.
-  const callerWatches = new Map<AbortSignal | Scope, Watch<K, V>>();
-  const deadlineWatches = new Map<Deadline, Watch<K, V>>();
-
-  function watchSignal(signal: AbortSignal | Scope, member: Member<K, V>): () => void {
-    let entry = callerWatches.get(signal);
-    if (entry === undefined) {
-      const created: Watch<K, V> = new Watch(() => {
-        callerWatches.delete(signal);
-        created.fire(new CancelledError({ cause: signal.reason }), leave);
-      });
-      entry = created;
-      callerWatches.set(signal, created);
-      signal.addEventListener('abort', created.onAbort, { once: true });
-    }
-    const current = entry;
-    current.members.add(member);
-    return () => {
-      current.members.delete(member);
-      if (current.members.size === 0 && callerWatches.get(signal) === current) {
-        callerWatches.delete(signal);
-        signal.removeEventListener('abort', current.onAbort);
-      }
-    };
-  }
-
-  function watchDeadline(deadline: Deadline, member: Member<K, V>): () => void {
-    let entry = deadlineWatches.get(deadline);
-    if (entry === undefined) {
-      const created: Watch<K, V> = new Watch((reason: unknown) => {
-        deadlineWatches.delete(deadline);
-        created.fire(reason ?? new DeadlineExceededError(), leave);
-      });
-      entry = created;
-      deadlineWatches.set(deadline, created);
-      deadline.onAbort(created);
-    }
-    const current = entry;
-    current.members.add(member);
-    return () => {
-      current.members.delete(member);
-      if (current.members.size === 0 && deadlineWatches.get(deadline) === current) {
-        deadlineWatches.delete(deadline);
-        deadline.offAbort(current);
-      }
-    };
-  }
-
-  /** Watches a member's signal and deadline, so it can leave; returns what stops watching. */
-  function watch(
-    member: Member<K, V>,
-    signal: AbortSignal | Scope | undefined,
-    deadline: Deadline | undefined,
-  ): () => void {
-    const unwatchSignal = signal === undefined ? undefined : watchSignal(signal, member);
-    const unwatchDeadline = deadline === undefined ? undefined : watchDeadline(deadline, member);
-    return () => {
-      unwatchSignal?.();
-      unwatchDeadline?.();
-    };
-  }
-
-  /**
-   * Adds a waiter to a slot. A `load` caller's waiter watches its signal and deadline so it can
-   * leave; a `loadMany` key is listed in its group instead, which `loadMany` watches once.
-   */
-  function attach(
-    slot: Slot<K, V>,
-    waiter: Waiter<V>,
-    signal: AbortSignal | Scope | undefined,
-    deadline: Deadline | undefined,
-    fresh: boolean,
-  ): void {
-    // A fresh slot was made with its first waiter in place (an array of one, not an empty array
-    // that the first push would grow to room for 16).
-    if (!fresh) slot.waiters.push(waiter);
-    slot.batch.live += 1;
-    if (signal === undefined && deadline === undefined) {
-      slot.batch.fixed += 1;
-      return;
-    }
-    if (waiter instanceof GroupWaiter) {
-      waiter.group.slots.push(slot);
-      waiter.group.waiters.push(waiter);
-    } else {
-      waiter.detach = watch({ slot, waiter }, signal, deadline);
-    }
-    if (deadline !== undefined && !slot.batch.sent) hurry(slot.batch, deadline);
-  }
-
-  /** Answers `waiter` for `key`: at once (remembered value, caller gone, no time) or from a batch. */
-  function enter(
-    key: K,
-    signal: AbortSignal | Scope | undefined,
-    deadline: Deadline | undefined,
-    waiter: Waiter<V>,
-  ): void {
-    const id = idOf(key);
-    if (values.has(id)) {
-      waiter.settled = true;
-      waiter.resolve(values.get(id) as V);
-      return;
-    }
-    if (signal?.aborted) {
-      waiter.settled = true;
-      waiter.reject(new CancelledError({ cause: signal.reason }));
-      return;
-    }
-    if (deadline !== undefined && (deadline.expired || deadline.remainingMs() < minBudgetMs)) {
-      waiter.settled = true;
-      waiter.reject(
-        deadline.expired
-          ? new DeadlineExceededError()
-          : new DeadlineExceededError(
-              `batch loader "${name}": ${deadline.remainingMs()} ms left, less than minBudgetMs (${minBudgetMs} ms)`,
-            ),
-      );
-      return;
-    }
-    const existing = inFlight.get(id);
-    if (existing !== undefined) {
-      attach(existing, waiter, signal, deadline, false);
-      return;
-    }
-    gathering ??= newBatch();
-    const batch = gathering;
-    const slot: Slot<K, V> = { key, id, batch, waiters: [waiter], removed: false };
-    batch.slots.push(slot);
-    batch.size += 1;
-    inFlight.set(id, slot);
-    attach(slot, waiter, signal, deadline, true);
-    if (batch.size >= maxBatchSize) send(batch, 'full');
-  }
-
-  function loadOne(key: K, options?: BatchLoadOptions): Promise<V> {
+  load(key: K, options?: BatchLoadOptions): Promise<V> {
     const signal = options?.signal;
     const deadline = options?.deadline ?? currentDeadline();
+    const refused = this.refuses(signal, deadline);
     return new Promise<V>((resolve, reject) => {
-      enter(key, signal, deadline, { resolve, reject, detach: undefined, settled: false });
+      const waiter: Waiter<V> = { resolve, reject, detach: undefined, settled: false };
+      const slot = this.enter(key, waiter, refused, signal, deadline);
+      if (slot !== undefined && (signal !== undefined || deadline !== undefined)) {
+        waiter.detach = this.watch({ slot, waiter }, signal, deadline);
+      }
     });
   }
 
@@ -542,34 +351,355 @@ export function batchLoader<K, V>(options: BatchLoaderOptions<K, V>): BatchLoade
    * One promise for all the keys (not one per key, plus a catch each and a Promise.all): a
    * request's 20 order lines cost one allocation of bookkeeping instead of about 60 promises.
    */
-  function loadMany(keys: readonly K[], options?: BatchLoadOptions): Promise<(V | Error)[]> {
+  loadMany(keys: readonly K[], options?: BatchLoadOptions): Promise<(V | Error)[]> {
     if (keys.length === 0) return Promise.resolve([]);
     const signal = options?.signal;
     const deadline = options?.deadline ?? currentDeadline();
+    // The caller's time and signal are checked once for all its keys.
+    const refused = this.refuses(signal, deadline);
     return new Promise<(V | Error)[]>(resolve => {
-      const group = new Group<K, V>(keys.length, resolve);
+      const group = new Group<K, V>(keys.length, resolve, this);
+      const watched = signal !== undefined || deadline !== undefined;
       for (let i = 0; i < keys.length; i++) {
-        enter(keys[i] as K, signal, deadline, new GroupWaiter(group, i));
+        const waiter = new GroupWaiter(group, i);
+        const slot = this.enter(keys[i] as K, waiter, refused, signal, deadline);
+        if (slot === undefined) continue;
+        waiter.slot = slot;
+        if (watched) group.waiting.push(waiter);
       }
       // Watched once for all its keys, if any still waits (a batch settles them asynchronously,
-      // so none has been settled through `slots` yet).
-      if (group.slots.length > 0) group.unwatch = watch(group, signal, deadline);
+      // so none of `waiting` has been settled yet).
+      if (group.waiting.length > 0) group.watch(signal, deadline);
     });
   }
 
-  return {
-    name,
-    load: loadOne,
-    loadMany,
-    dispatch() {
-      if (gathering !== undefined) send(gathering, 'manual');
-    },
-    clear(key) {
-      values.delete(idOf(key));
-    },
-    clearAll() {
-      values.clear();
-    },
-    onEvent: emitter.subscribe,
-  };
+  dispatch(): void {
+    if (this.gathering !== undefined) this.send(this.gathering, 'manual');
+  }
+
+  clear(key: K): void {
+    const id = this.idOf(key);
+    if (this.entries.get(id)?.loaded === true) this.entries.delete(id);
+  }
+
+  clearAll(): void {
+    for (const [id, slot] of this.entries) if (slot.loaded) this.entries.delete(id);
+  }
+
+  // ---- entering keys -------------------------------------------------------------------------
+
+  private idOf(key: K): unknown {
+    return this.cacheKey === undefined ? key : this.cacheKey(key);
+  }
+
+  /** A caller whose signal has aborted, or who has less than minBudgetMs left, joins no batch. */
+  private refuses(
+    signal: AbortSignal | Scope | undefined,
+    deadline: Deadline | undefined,
+  ): boolean {
+    if (signal?.aborted === true) return true;
+    return (
+      deadline !== undefined && (deadline.expired || deadline.remainingMs() < this.minBudgetMs)
+    );
+  }
+
+  private refusal(signal: AbortSignal | Scope | undefined, deadline: Deadline): unknown {
+    if (signal?.aborted === true) return new CancelledError({ cause: signal.reason });
+    return deadline.expired
+      ? new DeadlineExceededError()
+      : new DeadlineExceededError(
+          `batch loader "${this.name}": ${deadline.remainingMs()} ms left, less than minBudgetMs (${this.minBudgetMs} ms)`,
+        );
+  }
+
+  /**
+   * Answers `waiter` for `key` at once (remembered value, caller refused) and returns undefined,
+   * or adds it to the key's slot (the waiting batch's, made if need be) and returns the slot.
+   */
+  private enter(
+    key: K,
+    waiter: Waiter<V>,
+    refused: boolean,
+    signal: AbortSignal | Scope | undefined,
+    deadline: Deadline | undefined,
+  ): Slot<K, V> | undefined {
+    const id = this.idOf(key);
+    const known = this.entries.get(id);
+    if (known !== undefined && known.loaded) {
+      waiter.settled = true;
+      waiter.resolve(known.value as V);
+      return undefined;
+    }
+    if (refused) {
+      waiter.settled = true;
+      waiter.reject(this.refusal(signal, deadline as Deadline));
+      return undefined;
+    }
+    if (known !== undefined) {
+      if (known.first === undefined) known.first = waiter;
+      else (known.more ??= []).push(waiter);
+      this.count(known.batch, signal, deadline);
+      return known;
+    }
+    const batch = (this.gathering ??= this.newBatch());
+    const slot: Slot<K, V> = {
+      key,
+      id,
+      batch,
+      first: waiter,
+      more: undefined,
+      removed: false,
+      loaded: false,
+      value: undefined,
+    };
+    batch.slots.push(slot);
+    batch.size += 1;
+    this.entries.set(id, slot);
+    this.count(batch, signal, deadline);
+    if (batch.size >= this.maxBatchSize) this.send(batch, 'full');
+    return slot;
+  }
+
+  /** Counts a new waiter in its batch; a deadline may bring the batch's send forward. */
+  private count(
+    batch: Batch<K, V>,
+    signal: AbortSignal | Scope | undefined,
+    deadline: Deadline | undefined,
+  ): void {
+    batch.live += 1;
+    if (signal === undefined && deadline === undefined) batch.fixed += 1;
+    else if (deadline !== undefined && !batch.sent) this.hurry(batch, deadline);
+  }
+
+  // ---- batches -------------------------------------------------------------------------------
+
+  private newBatch(): Batch<K, V> {
+    const batch: Batch<K, V> = {
+      slots: [],
+      size: 0,
+      live: 0,
+      fixed: 0,
+      dueAt: this.windowMs === 0 ? 0 : this.clock.now() + this.windowMs,
+      timer: undefined,
+      immediate: this.windowMs === 0,
+      cancel: NEVER_SCOPE,
+      sent: false,
+    };
+    if (batch.immediate) {
+      scheduleTurn(this, batch);
+    } else {
+      batch.timer = this.clock.setTimer(() => this.send(batch, 'window'), this.windowMs);
+    }
+    return batch;
+  }
+
+  /** Brings the send forward for a caller whose deadline falls before the window ends. */
+  private hurry(batch: Batch<K, V>, deadline: Deadline): void {
+    if (batch.immediate) return;
+    const clock = this.clock;
+    const sendBy = clock.now() + deadline.remainingMs() - this.minBudgetMs;
+    if (sendBy >= batch.dueAt) return;
+    batch.dueAt = sendBy;
+    batch.timer?.clear();
+    batch.timer = clock.setTimer(() => this.send(batch, 'deadline'), sendBy - clock.now());
+  }
+
+  /** @internal */
+  send(batch: Batch<K, V>, reason: BatchDispatchReason): void {
+    if (batch.sent) return;
+    batch.sent = true;
+    batch.timer?.clear();
+    batch.timer = undefined;
+    if (this.gathering === batch) this.gathering = undefined;
+    if (batch.size === 0) return;
+    const slots =
+      batch.size === batch.slots.length ? batch.slots : batch.slots.filter(slot => !slot.removed);
+    const keys = slots.map(slot => slot.key);
+    this.emit({ type: 'batch.dispatch', loader: this.name, size: keys.length, reason });
+    // A Scope, not an AbortController (microseconds to make and to abort on Node 20), and only
+    // if every caller can leave.
+    if (batch.fixed === 0) batch.cancel = new Scope();
+    let result: PromiseLike<BatchLoadResult<K, V>>;
+    try {
+      result = this.loadBatch(keys, new LoadContext(batch.cancel));
+    } catch (error) {
+      result = Promise.reject(error);
+    }
+    Promise.resolve(result).then(
+      found => this.deliver(slots, found),
+      (error: unknown) => {
+        for (const slot of slots) this.settle(slot, error, false);
+      },
+    );
+  }
+
+  private deliver(slots: Slot<K, V>[], found: BatchLoadResult<K, V>): void {
+    if (found instanceof Map) {
+      for (const slot of slots) {
+        this.settleFound(slot, (found as ReadonlyMap<K, V | Error>).get(slot.key));
+      }
+      return;
+    }
+    if (!Array.isArray(found)) {
+      const error = new BatchResultError(
+        this.name,
+        `load() must return a Map or an array aligned with its keys, got ${typeof found}`,
+      );
+      for (const slot of slots) this.settle(slot, error, false);
+      return;
+    }
+    const list = found as ReadonlyArray<V | Error | undefined>;
+    if (list.length !== slots.length) {
+      const error = new BatchResultError(
+        this.name,
+        `load() returned ${list.length} values for ${slots.length} keys; return one value or Error per key, in key order (or a Map)`,
+      );
+      for (const slot of slots) this.settle(slot, error, false);
+      return;
+    }
+    for (let i = 0; i < slots.length; i++) this.settleFound(slots[i] as Slot<K, V>, list[i]);
+  }
+
+  private settleFound(slot: Slot<K, V>, value: V | Error | undefined): void {
+    if (value === undefined)
+      this.settle(slot, new BatchKeyMissingError(this.name, slot.key), false);
+    else if (value instanceof Error) this.settle(slot, value, false);
+    else this.settle(slot, value, true);
+  }
+
+  private settle(slot: Slot<K, V>, outcome: unknown, ok: boolean): void {
+    const entries = this.entries;
+    if (ok) {
+      // The slot stays in `entries` as the remembered value: no delete and set per key.
+      slot.loaded = true;
+      slot.value = outcome as V;
+      // Abandoned by all its callers (and so dropped) but loaded anyway: remember it still.
+      if (!entries.has(slot.id)) entries.set(slot.id, slot);
+    } else if (entries.get(slot.id) === slot) {
+      // Errors are not remembered: the next load of the key asks again.
+      entries.delete(slot.id);
+    }
+    const first = slot.first;
+    const more = slot.more;
+    slot.first = undefined;
+    slot.more = undefined;
+    if (first !== undefined) settleWaiter(first, outcome, ok);
+    if (more !== undefined) for (const waiter of more) settleWaiter(waiter, outcome, ok);
+  }
+
+  /** @internal A waiter leaves its slot (its signal aborted or its deadline passed). */
+  leave(slot: Slot<K, V>, waiter: Waiter<V>, error: unknown): void {
+    if (waiter.settled) return;
+    waiter.settled = true;
+    waiter.detach?.();
+    waiter.reject(error);
+    if (slot.first === waiter) {
+      slot.first = slot.more?.shift();
+    } else if (slot.more !== undefined) {
+      const at = slot.more.indexOf(waiter);
+      if (at !== -1) slot.more.splice(at, 1);
+    }
+    const batch = slot.batch;
+    batch.live -= 1;
+    const entries = this.entries;
+    if (!batch.sent) {
+      if (slot.first === undefined) {
+        slot.removed = true;
+        batch.size -= 1;
+        if (entries.get(slot.id) === slot) entries.delete(slot.id);
+      }
+      if (batch.size === 0) {
+        batch.sent = true; // nothing left to send
+        batch.timer?.clear();
+        if (this.gathering === batch) this.gathering = undefined;
+      }
+      return;
+    }
+    if (batch.live === 0) {
+      // Nobody wants this batch any more: stop it, and let later loads start afresh.
+      for (const s of batch.slots) if (entries.get(s.id) === s) entries.delete(s.id);
+      this.emit({ type: 'batch.abandoned', loader: this.name, size: batch.size });
+      batch.cancel.abort(new CancelledError());
+    }
+  }
+
+  private emit(event: BatchLoaderEvent): void {
+    const emitter = this.emitter;
+    if (emitter !== undefined && emitter.size > 0) emitter.emit(event);
+  }
+
+  // ---- watching `load` callers --------------------------------------------------------------
+
+  // One abort listener per distinct signal or deadline, shared by every `load` caller waiting on
+  // it. Deadlines are watched through their own listener list (`onAbort`), so no AbortController
+  // is made for them.
+
+  private watchSignal(signal: AbortSignal | Scope, member: KeyMember<K, V>): () => void {
+    const watches = (this.callerWatches ??= new Map<AbortSignal | Scope, Watch<K, V>>());
+    let entry = watches.get(signal);
+    if (entry === undefined) {
+      const created: Watch<K, V> = new Watch(() => {
+        watches.delete(signal);
+        created.fire(new CancelledError({ cause: signal.reason }), this);
+      });
+      entry = created;
+      watches.set(signal, created);
+      signal.addEventListener('abort', created.onAbort, { once: true });
+    }
+    const current = entry;
+    current.members.add(member);
+    return () => {
+      current.members.delete(member);
+      if (current.members.size === 0 && watches.get(signal) === current) {
+        watches.delete(signal);
+        signal.removeEventListener('abort', current.onAbort);
+      }
+    };
+  }
+
+  private watchDeadline(deadline: Deadline, member: KeyMember<K, V>): () => void {
+    const watches = (this.deadlineWatches ??= new Map<Deadline, Watch<K, V>>());
+    let entry = watches.get(deadline);
+    if (entry === undefined) {
+      const created: Watch<K, V> = new Watch((reason: unknown) => {
+        watches.delete(deadline);
+        created.fire(reason ?? new DeadlineExceededError(), this);
+      });
+      entry = created;
+      watches.set(deadline, created);
+      deadline.onAbort(created);
+    }
+    const current = entry;
+    current.members.add(member);
+    return () => {
+      current.members.delete(member);
+      if (current.members.size === 0 && watches.get(deadline) === current) {
+        watches.delete(deadline);
+        deadline.offAbort(current);
+      }
+    };
+  }
+
+  /** Watches a `load` caller's signal and deadline, so it can leave; returns what stops watching. */
+  private watch(
+    member: KeyMember<K, V>,
+    signal: AbortSignal | Scope | undefined,
+    deadline: Deadline | undefined,
+  ): () => void {
+    const unwatchSignal = signal === undefined ? undefined : this.watchSignal(signal, member);
+    const unwatchDeadline =
+      deadline === undefined ? undefined : this.watchDeadline(deadline, member);
+    return () => {
+      unwatchSignal?.();
+      unwatchDeadline?.();
+    };
+  }
+}
+
+function settleWaiter<V>(waiter: Waiter<V>, outcome: unknown, ok: boolean): void {
+  if (waiter.settled) return;
+  waiter.settled = true;
+  waiter.detach?.();
+  if (ok) waiter.resolve(outcome as V);
+  else waiter.reject(outcome);
 }
