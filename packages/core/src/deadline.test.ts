@@ -81,6 +81,22 @@ describe('Deadline', () => {
     expect(parent.signal.aborted).toBe(false);
   });
 
+  it('a child clamped by its parent arms no timer of its own and expires with the parent', async () => {
+    const clock = new TestClock();
+    const parent = Deadline.after(100, { clock });
+    await clock.advance(10);
+    const child = parent.child({ timeoutMs: 500 }); // 90 ms left: the parent's expiry
+    expect(child.expiresAt).toBe(parent.expiresAt);
+    const childSignal = child.signal;
+    expect(clock.pendingTimers).toBe(1); // the parent's
+    await clock.advance(89);
+    expect(childSignal.aborted).toBe(false);
+    await clock.advance(1);
+    expect(childSignal.aborted).toBe(true);
+    expect(isDeadlineExceededError(childSignal.reason)).toBe(true);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
   it('follows an outside signal', () => {
     const controller = new AbortController();
     const deadline = Deadline.after(1000, { clock: new TestClock(), signal: controller.signal });

@@ -211,6 +211,9 @@ export class Deadline {
       this.tidy().parent = parent.scope;
       parent.scope.add(this.scope);
       if (this.scope.aborted) return;
+      // Clamped by the parent (a run's deadline under a request's, with the same budget): the
+      // parent's timer ends both, so this one needs no timer of its own.
+      if (this.expiresAt >= parent.expiresAt) return;
     }
     const left = this.expiresAt - this.clock.now();
     if (left <= 0) {

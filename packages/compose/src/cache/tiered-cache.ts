@@ -223,7 +223,8 @@ export function tieredCache<T>(options: TieredCacheOptions): TieredCache<T> {
     const entry: CacheEntry<T> = { value, storedAtMs: clock.wallNow() };
     if (value !== undefined) {
       putL1(key, entry, 0);
-      void l2Set(key, entry, 0);
+      // Only with an L2: the call alone would make a promise per load.
+      if (l2 !== undefined) void l2Set(key, entry, 0);
     }
     return entry;
   }
