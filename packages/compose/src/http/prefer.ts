@@ -33,6 +33,8 @@ export function parsePrefer(header: HeaderValue): Map<string, string> {
 
 /** `handling` from a `Prefer` header: `'strict'`, `'lenient'`, or undefined when absent or unknown. */
 export function preferredHandling(header: HeaderValue): 'strict' | 'lenient' | undefined {
+  // Most requests send no Prefer header: no Map for them.
+  if (header === undefined) return undefined;
   const value = parsePrefer(header).get('handling')?.toLowerCase();
   return value === 'strict' || value === 'lenient' ? value : undefined;
 }
