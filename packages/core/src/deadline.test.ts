@@ -4,6 +4,7 @@ import { TestClock } from '@bulwark/testing';
 import { clampDelay, MAX_TIMER_DELAY_MS, type Clock } from './clock.js';
 import { Deadline } from './deadline.js';
 import { isDeadlineExceededError } from './errors.js';
+import { Scope } from './scope.js';
 
 /** A TestClock that clamps delays the way setTimeout (and the Clock contract) does. */
 function clamping(clock: TestClock): Clock {
@@ -95,6 +96,18 @@ describe('Deadline', () => {
     expect(childSignal.aborted).toBe(true);
     expect(isDeadlineExceededError(childSignal.reason)).toBe(true);
     expect(clock.pendingTimers).toBe(0);
+  });
+
+  it("a child of a deadline a policy enforces keeps its own timer (the policy's may fire late)", async () => {
+    const clock = new TestClock();
+    // As a ticking timeout makes its calls' deadlines: armed, its scope aborted by the policy.
+    const enforced = new Deadline(clock.now() + 100, clock, new Scope(), true);
+    const child = enforced.child({ timeoutMs: 500 });
+    expect(child.expiresAt).toBe(enforced.expiresAt);
+    const childSignal = child.signal;
+    expect(clock.pendingTimers).toBe(1); // the child's own
+    await clock.advance(100);
+    expect(childSignal.aborted).toBe(true);
   });
 
   it('follows an outside signal', () => {

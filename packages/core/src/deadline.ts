@@ -30,6 +30,12 @@ export class Deadline {
   /** @internal enforcement state: the scope aborts when the deadline passes or is cancelled. */
   readonly scope: Scope;
   private armed: boolean;
+  /**
+   * Its scope aborts exactly at `expiresAt` once armed (its own timer, or its parent's). False for
+   * a deadline armed at construction by a policy that enforces it, which may fire a little late
+   * (a ticking timeout: up to its `resolutionMs`).
+   */
+  private readonly exact: boolean;
   /** The parent, for a child; its scope is joined only when this deadline arms. */
   private readonly parent: Deadline | undefined;
   private cleanup: Cleanup | undefined;
@@ -47,6 +53,7 @@ export class Deadline {
   ) {
     this.scope = scope;
     this.armed = armed;
+    this.exact = !armed;
     this.parent = parent;
   }
 
@@ -211,9 +218,9 @@ export class Deadline {
       this.tidy().parent = parent.scope;
       parent.scope.add(this.scope);
       if (this.scope.aborted) return;
-      // Clamped by the parent (a run's deadline under a request's, with the same budget): the
-      // parent's timer ends both, so this one needs no timer of its own.
-      if (this.expiresAt >= parent.expiresAt) return;
+      // Clamped by a parent that ends on time (a run's deadline under a request's, with the same
+      // budget): the parent's timer ends both, so this one needs no timer of its own.
+      if (parent.exact && this.expiresAt >= parent.expiresAt) return;
     }
     const left = this.expiresAt - this.clock.now();
     if (left <= 0) {
