@@ -45,8 +45,9 @@ import {
 import { DependencyEvents, observablePolicies, type HttpDependencyEvent } from './events.js';
 import { IDEMPOTENCY_KEY_HEADER, mayRepeat } from './idempotency.js';
 import { resolveOptions, type HttpDependencyOptions, type ResolvedOptions } from './options.js';
+import { buildQuery, type Query, type QueryValue } from './query.js';
 
-export type QueryValue = string | number | boolean;
+export type { QueryValue };
 
 export interface HttpRequestOptions {
   /** Default `'GET'`. Case-insensitive. */
@@ -54,7 +55,7 @@ export interface HttpRequestOptions {
   /** Path under the base URL, starting with `/`. It may hold a query string already. */
   path: string;
   /** Added to the query string; `undefined` values are skipped, arrays repeat the key. */
-  query?: Readonly<Record<string, QueryValue | readonly QueryValue[] | undefined>>;
+  query?: Query;
   /** Request headers (names case-insensitive); `undefined` values are skipped. */
   headers?: Readonly<Record<string, string | undefined>>;
   /** A value sent as JSON (`content-type: application/json`). Not with `body`. */
@@ -786,19 +787,6 @@ function decodeAs(expect: Expect, buffer: Buffer, info: Info, status: number): u
     case 'none':
       return undefined;
   }
-}
-
-function buildQuery(query: NonNullable<HttpRequestOptions['query']>): string {
-  const params = new URLSearchParams();
-  for (const [key, value] of Object.entries(query)) {
-    if (value === undefined) continue;
-    if (Array.isArray(value)) {
-      for (const item of value as readonly QueryValue[]) params.append(key, String(item));
-    } else {
-      params.append(key, String(value));
-    }
-  }
-  return params.toString();
 }
 
 /**
