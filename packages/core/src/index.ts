@@ -25,6 +25,7 @@ export {
 export {
   PolicyBase,
   runStep,
+  runStepInto,
   invoke,
   abortSourceOf,
   type Composable,

@@ -170,7 +170,7 @@ function sinkFail(this: Sink<unknown>, error: unknown): void {
   this.fail(error);
 }
 
-/** Settles the outer promise once, and detaches from the caller's signal and deadline. */
+/** Settles the caller's sink once, and detaches from the caller's signal and deadline. */
 class RootSink<T> implements Sink<T>, AbortListener {
   settled = false;
   signal: AbortSignal | undefined = undefined;
@@ -178,21 +178,20 @@ class RootSink<T> implements Sink<T>, AbortListener {
   caller: CallerLink | undefined = undefined;
   deadline: Deadline | undefined = undefined;
   constructor(
-    private readonly resolve: (value: T) => void,
-    private readonly reject: (error: unknown) => void,
+    private readonly target: Sink<T>,
     readonly scope: Scope,
   ) {}
   ok(value: T): void {
     if (this.settled) return;
     this.settled = true;
     this.detach();
-    this.resolve(value);
+    this.target.ok(value);
   }
   fail(error: unknown): void {
     if (this.settled) return;
     this.settled = true;
     this.detach();
-    this.reject(error);
+    this.target.fail(error);
   }
   /** The caller's deadline or signal fired: stop the work and settle now. */
   abort(reason: unknown): void {
@@ -254,7 +253,7 @@ function start(settle: (value: never) => void, reject: (error: unknown) => void)
     // policies' steps instead of spending its inlining budget here.
     step(work, FREE_CONTEXT, { ok: resolve, fail: reject });
   } else {
-    runLimited(step, work, signal, deadline, resolve, reject);
+    runLimited(step, work, signal, deadline, { ok: resolve, fail: reject });
   }
 }
 
@@ -266,20 +265,42 @@ export function runStep<T>(step: Step, work: Work<T>, options?: ExecuteOptions):
   return new Promise<T>(start);
 }
 
+/**
+ * @internal `runStep` without the promise: the outcome goes to `sink`, once, possibly before this
+ * returns (work that settles synchronously). For a caller that already has an object to settle
+ * per call (a composition's part): a promise and a `.then` on it, and the async hooks' work for
+ * both, saved per call.
+ */
+export function runStepInto<T>(
+  step: Step,
+  work: Work<T>,
+  options: ExecuteOptions | undefined,
+  sink: Sink<T>,
+): void {
+  const signal = options?.signal;
+  const deadline = options?.deadline;
+  try {
+    if (signal === undefined && deadline === undefined) step(work, FREE_CONTEXT, sink);
+    else runLimited(step, work, signal, deadline, sink);
+  } catch (error) {
+    // Only a bug (steps report through their sink), as the promise form's executor would catch.
+    sink.fail(error);
+  }
+}
+
 /** `runStep` for a call with a caller's signal or deadline. */
 function runLimited<T>(
   step: Step,
   work: Work<T>,
   signal: AbortSignal | Scope | undefined,
   deadline: Deadline | undefined,
-  resolve: (value: T) => void,
-  reject: (error: unknown) => void,
+  target: Sink<T>,
 ): void {
   const scope = new Scope();
-  const root = new RootSink(resolve, reject, scope);
+  const root = new RootSink(target, scope);
   if (signal !== undefined) {
     if (signal.aborted) {
-      reject(new CancelledError({ cause: signal.reason }));
+      target.fail(new CancelledError({ cause: signal.reason }));
       return;
     }
     if (signal instanceof Scope) {

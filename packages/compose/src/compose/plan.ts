@@ -4,11 +4,13 @@
  */
 import {
   InvalidOptionsError,
+  invoke,
   pipeline,
   timeout,
   type Clock,
   type Emitter,
   type Policy,
+  type Step,
 } from '@bulwark/core';
 import { checkFallback } from './fallbacks.js';
 import type { CompositionEvent, Criticality, Fallback, PartContext } from './types.js';
@@ -30,6 +32,8 @@ export interface PartDef {
   readonly minRemainingMs: number;
   /** The part's own policies, inside a `timeout` for its slice when it has `timeoutMs`. */
   readonly policy: Policy<unknown>;
+  /** `policy` composed once, run per part with `runStepInto` (no promise per run). */
+  readonly step: Step;
   readonly fallbacks: readonly Fallback<unknown, unknown>[];
   /** Set by {@link orderParts}: indices into the plan's `parts`. */
   deps: number[];
@@ -173,6 +177,7 @@ export function checkPart(
     timeoutMs,
     minRemainingMs: min,
     policy,
+    step: policy.compose(invoke),
     fallbacks,
     deps: [],
     dependents: [],

@@ -56,6 +56,38 @@ function heldLoad<T>(): HeldLoad<T> {
 }
 
 describe('composition run', () => {
+  it('takes loads that answer or throw synchronously, dependents included', async () => {
+    const ok = composition<Input>({ name: 'sync', timeoutMs: 1_000 })
+      .part('a', { criticality: 'critical', load: input => input.id })
+      .part('b', { criticality: 'optional', dependsOn: ['a'], load: (_i, ctx) => ctx.deps.a + 1 })
+      .part('c', { criticality: 'optional', timeoutMs: 100, load: () => 'c' });
+    const result = await ok.run({ id: 1 });
+    expect(result.status).toBe('complete');
+    expect(result.data).toEqual({ a: 1, b: 2, c: 'c' });
+
+    let laterStarted = false;
+    const failing = composition<Input>({ name: 'sync-fail', timeoutMs: 1_000 })
+      .part('first', {
+        criticality: 'critical',
+        load: () => {
+          throw new Error('down');
+        },
+      })
+      .part('later', {
+        criticality: 'optional',
+        load: () => {
+          laterStarted = true;
+          return 'x';
+        },
+      });
+    const failed = await failing.run({ id: 1 });
+    expect(failed.ok).toBe(false);
+    expect(failed.parts.first.status).toBe('error');
+    // Decided before the optional part was started: it is given up, not run.
+    expect(laterStarted).toBe(false);
+    expect(failed.parts.later).toMatchObject({ status: 'omitted', reason: 'cancelled' });
+  });
+
   it('completes when every part loads from origin, with latency per part', async () => {
     const clock = new TestClock();
     const user = heldLoad<{ name: string }>();

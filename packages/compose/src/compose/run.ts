@@ -11,8 +11,11 @@ import {
   Deadline,
   DeadlineExceededError,
   retryAfterMsOf,
+  runStepInto,
+  type ExecuteOptions,
   type ExecutionContext,
   type Scope,
+  type Sink,
 } from '@bulwark/core';
 import { provenanceOf, type CachedValue, type PartSource, type Provenance } from '../provenance.js';
 import { NO_POLICY, type PartDef, type Plan } from './plan.js';
@@ -38,8 +41,11 @@ const RUN_DECIDED = new BulwarkError(
   { retryable: false },
 );
 
-/** Per-run state of one part; it is also the `ctx` its load receives (one object, not two). */
-class PartRun implements PartContext<Record<string, unknown>> {
+/**
+ * Per-run state of one part; it is also the `ctx` its load receives and the sink its policy
+ * settles (one object, not three).
+ */
+class PartRun implements PartContext<Record<string, unknown>>, Sink<unknown> {
   started = false;
   done = false;
   pendingDeps: number;
@@ -62,6 +68,16 @@ class PartRun implements PartContext<Record<string, unknown>> {
     readonly def: PartDef,
   ) {
     this.pendingDeps = def.deps.length;
+  }
+
+  /** @internal The part's policy settled with a value. */
+  ok(value: unknown): void {
+    this.run.loaded(this, value);
+  }
+
+  /** @internal The part's policy settled with an error. */
+  fail(error: unknown): void {
+    this.run.failed(this, error);
   }
 
   /** The work handed to the part's policy; a retry calls it once per attempt. */
@@ -152,6 +168,8 @@ export class Run {
   private resolve: (result: CompositionResult) => void = ignore;
   private readonly signal: AbortSignal | undefined;
   private readonly onCallerAbort: (() => void) | undefined;
+  /** What every part runs under: one object per run. */
+  private readonly partOptions: ExecuteOptions;
 
   constructor(
     private readonly plan: Plan,
@@ -169,6 +187,7 @@ export class Run {
         ? Deadline.after(plan.timeoutMs, { clock })
         : settings.parent.child({ timeoutMs: plan.timeoutMs });
     this.budgetMs = Math.max(0, this.deadline.expiresAt - this.startedAt);
+    this.partOptions = { deadline: this.deadline };
     this.states = plan.parts.map(def => new PartRun(this, def));
     this.remaining = this.states.length;
     const signal = settings.signal;
@@ -231,14 +250,13 @@ export class Run {
       return;
     }
     // The part's slice (a timeout policy in def.policy) runs inside the run deadline, so a slice
-    // never outlives the request: whichever ends first aborts the load.
-    def.policy.execute(state.work, { deadline: runDeadline }).then(
-      value => this.loaded(state, value),
-      (error: unknown) => this.failed(state, error),
-    );
+    // never outlives the request: whichever ends first aborts the load. The outcome comes to
+    // the part itself (its `ok` and `fail`), now if the load answers synchronously.
+    runStepInto(def.step, state.work, this.partOptions, state);
   }
 
-  private loaded(state: PartRun, value: unknown): void {
+  /** @internal */
+  loaded(state: PartRun, value: unknown): void {
     if (state.done || this.settled) return;
     state.value = value;
     const reported = state.reportedProvenance;
@@ -252,7 +270,8 @@ export class Run {
     this.finish(state, reported.stale === true ? 'stale' : 'ok');
   }
 
-  private failed(state: PartRun, error: unknown): void {
+  /** @internal */
+  failed(state: PartRun, error: unknown): void {
     if (state.done || this.settled) return;
     // A slice's TimeoutError is `timeout`; the request deadline's DeadlineExceededError is
     // `deadline_exceeded`: the first means this part is slow, the second the request is out of time.
