@@ -266,7 +266,7 @@ export function runStep<T>(step: Step, work: Work<T>, options?: ExecuteOptions):
 }
 
 /**
- * @internal `runStep` without the promise: the outcome goes to `sink`, once, possibly before this
+ * `runStep` without the promise: the outcome goes to `sink`, once, possibly before this
  * returns (work that settles synchronously). For a caller that already has an object to settle
  * per call (a composition's part): a promise and a `.then` on it, and the async hooks' work for
  * both, saved per call.
