@@ -306,6 +306,27 @@ describe('httpDependency: statuses and retries', () => {
     expect(t.requests).toHaveLength(3);
   });
 
+  it('settles a call the same way whether or not someone listens to its events', async () => {
+    const t = await target((_req, res, n) =>
+      n === 1 ? json(res, 503, {}) : json(res, 200, { n }),
+    );
+    const quiet = dep(t.url);
+    const watched = dep(t.url);
+    const events: string[] = [];
+    watched.onEvent(e => events.push(e.type));
+    expect(await quiet.getJson('/u')).toEqual({ n: 2 });
+    expect(await watched.getJson('/u')).toEqual({ n: 3 });
+    expect((await quiet.request({ path: '/u' })).status).toBe(200);
+    expect(events).toContain('http.call');
+    const down = await target((_req, res) => json(res, 503, {}));
+    const watchedDown = dep(down.url);
+    watchedDown.onEvent(() => {});
+    for (const users of [dep(down.url), watchedDown]) {
+      const error = await users.getJson('/u').catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'UPSTREAM_5XX', attempt: 3 });
+    }
+  });
+
   it('never retries a POST without an idempotency key', async () => {
     const t = await target((_req, res) => json(res, 503, {}));
     const users = dep(t.url);

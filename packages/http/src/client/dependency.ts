@@ -21,14 +21,18 @@ import {
   formatGrpcTimeout,
   GRPC_TIMEOUT_HEADER,
   InvalidOptionsError,
+  invoke,
   isBulwarkError,
   pipeline,
+  runStepInto,
   type Clock,
   type Deadline,
   type ExecuteOptions,
   type ExecutionContext,
   type Pipeline,
   Scope,
+  type Sink,
+  type Step,
   type Subscribe,
 } from '@bulwark/core';
 import { currentContext } from '@bulwark/core/ambient';
@@ -124,6 +128,8 @@ export class HttpDependency {
   readonly name: string;
   /** The policies requests run under (inspect or subscribe to them, e.g. the breaker). */
   readonly pipeline: Pipeline<unknown>;
+  /** `pipeline` composed once, for calls that run it without a promise of its own. */
+  private readonly step: Step;
   /** Subscribe to this dependency's events (see {@link HttpDependencyEvent}). */
   readonly onEvent: Subscribe<HttpDependencyEvent>;
   private readonly options: ResolvedOptions;
@@ -144,6 +150,7 @@ export class HttpDependency {
     this.name = o.name;
     this.clock = o.clock;
     this.pipeline = pipeline(...o.policies);
+    this.step = this.pipeline.compose(invoke);
     this.events = new DependencyEvents(o.name, observablePolicies(o.policies));
     this.onEvent = this.events.subscribe;
     this.jsonHeaders = Object.freeze({
@@ -259,19 +266,28 @@ export class HttpDependency {
       if (deadline !== undefined) execute.deadline = deadline;
       if (signal !== undefined) execute.signal = signal;
     }
-    return this.pipeline
-      .execute(ctx => this.attempt(call, ctx), execute)
-      .then(
-        (response: unknown) => {
-          this.emitCall(call, undefined);
-          return bodyOnly ? (response as HttpResponse).body : response;
-        },
-        (error: unknown) => {
-          const surfaced = unwrapRetryError(error);
-          this.emitCall(call, surfaced);
-          throw surfaced;
-        },
-      );
+    const work = (ctx: ExecutionContext): Promise<HttpResponse> => this.attempt(call, ctx);
+    if (this.events.emitter.size === 0) {
+      // Nobody observes the call: its outcome goes straight to the caller's promise (one promise
+      // per call, not a second one from a `.then` on the pipeline's).
+      const step = this.step;
+      return new Promise((resolve, reject) => {
+        runStepInto(step, work, execute, new CallOutcome(resolve, reject, bodyOnly));
+      });
+    }
+    // Observed: the call's event is emitted from a reaction of the caller's, so listeners run in
+    // the caller's async context whatever settled the call (a timeout's timer, say).
+    return this.pipeline.execute(work, execute).then(
+      (response: unknown) => {
+        this.emitCall(call, undefined);
+        return bodyOnly ? (response as HttpResponse).body : response;
+      },
+      (error: unknown) => {
+        const surfaced = unwrapRetryError(error);
+        this.emitCall(call, surfaced);
+        throw surfaced;
+      },
+    );
   }
 
   private prepare(
@@ -414,6 +430,21 @@ interface Wire {
   readonly dispatcher: Dispatcher;
   readonly emitter: DependencyEvents['emitter'];
   readonly clock: Clock;
+}
+
+/** Settles an unobserved call's promise from its pipeline's outcome. */
+class CallOutcome implements Sink<HttpResponse> {
+  constructor(
+    private readonly resolve: (value: unknown) => void,
+    private readonly reject: (error: unknown) => void,
+    private readonly bodyOnly: boolean,
+  ) {}
+  ok(response: HttpResponse): void {
+    this.resolve(this.bodyOnly ? response.body : response);
+  }
+  fail(error: unknown): void {
+    this.reject(unwrapRetryError(error));
+  }
 }
 
 /** Passed to undici when we stop reading a response ourselves (the attempt is settled already). */
