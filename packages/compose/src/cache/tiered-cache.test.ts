@@ -66,6 +66,21 @@ describe('tieredCache: windows', () => {
     expect(state.calls).toBe(1);
   });
 
+  it('a loader that throws synchronously rejects the fetch, reports the load, and stores nothing', async () => {
+    const { cache, events } = setup();
+    const broken = new Error('bad loader');
+    const throwing: CacheLoader<string> = () => {
+      throw broken;
+    };
+    await expect(cache.fetch('u1', throwing)).rejects.toBe(broken);
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: 'cache.load', key: 'u1', ok: false, error: broken }),
+    );
+    expect(cache.peek('u1')).toBeUndefined();
+    const { loader } = countingLoader();
+    expect((await cache.fetch('u1', loader)).value).toBe('value-1');
+  });
+
   it('serves a fresh hit from L1 with its age and remaining ttl', async () => {
     const { cache, clock } = setup();
     const { loader, state } = countingLoader();

@@ -204,29 +204,39 @@ export function tieredCache<T>(options: TieredCacheOptions): TieredCache<T> {
     }
   }
 
-  async function runLoad(
+  // runLoad and the miss path of fetch chain with `.then` rather than async/await: with async
+  // hooks on (a server's request context), each `await` costs a promise more, on every miss.
+
+  function runLoad(
     key: string,
     loader: CacheLoader<T>,
     cancel: Scope,
     refresh: boolean,
   ): Promise<CacheEntry<T>> {
-    let value: T;
-    try {
-      value = await loader(new LoaderContext(cancel, key));
-    } catch (error) {
+    const failed = (error: unknown): never => {
       if (emitter.size > 0) {
         emitter.emit({ type: 'cache.load', cache: name, key, refresh, ok: false, error });
       }
       throw error;
+    };
+    let pending: Promise<T>;
+    try {
+      pending = Promise.resolve(loader(new LoaderContext(cancel, key)));
+    } catch (error) {
+      return Promise.reject(error).catch(failed);
     }
-    if (emitter.size > 0) emitter.emit({ type: 'cache.load', cache: name, key, refresh, ok: true });
-    const entry: CacheEntry<T> = { value, storedAtMs: clock.wallNow() };
-    if (value !== undefined) {
-      putL1(key, entry, 0);
-      // Only with an L2: the call alone would make a promise per load.
-      if (l2 !== undefined) void l2Set(key, entry, 0);
-    }
-    return entry;
+    return pending.then(value => {
+      if (emitter.size > 0) {
+        emitter.emit({ type: 'cache.load', cache: name, key, refresh, ok: true });
+      }
+      const entry: CacheEntry<T> = { value, storedAtMs: clock.wallNow() };
+      if (value !== undefined) {
+        putL1(key, entry, 0);
+        // Only with an L2: the call alone would make a promise per load.
+        if (l2 !== undefined) void l2Set(key, entry, 0);
+      }
+      return entry;
+    }, failed);
   }
 
   function refreshInBackground(key: string, loader: CacheLoader<T>): void {
@@ -277,74 +287,100 @@ export function tieredCache<T>(options: TieredCacheOptions): TieredCache<T> {
     };
   }
 
-  async function fetch(
+  type Fallback = { entry: CacheEntry<T>; tier: CacheTier } | undefined;
+
+  function fetch(
     key: string,
     loader: CacheLoader<T>,
     options?: CacheFetchOptions,
   ): Promise<CacheFetchResult<T>> {
-    const signal = options?.signal;
-    // The newest value we hold that only stale-if-error may serve.
-    let fallback: { entry: CacheEntry<T>; tier: CacheTier } | undefined;
-
-    const inL1 = l1.get(key);
-    if (inL1 !== undefined) {
-      const ageMs = ageOf(inL1);
-      const window = windowOf(ageMs);
-      if (window === 'fresh') return served(inL1, 'l1', ageMs, 'hit', key);
-      if (window === 'swr') {
-        refreshInBackground(key, loader);
-        return served(inL1, 'l1', ageMs, 'stale-while-revalidate', key);
-      }
-      if (window === 'sie') fallback = { entry: inL1, tier: 'l1' };
-    }
-
-    if (l2 !== undefined && l2Policy !== undefined) {
-      const inL2 = await l2Reads.do(key, s => l2Get(l2, l2Policy, key, s), { signal });
-      if (inL2 !== undefined) {
-        const ageMs = ageOf(inL2);
+    try {
+      const signal = options?.signal;
+      // The newest value we hold that only stale-if-error may serve.
+      let fallback: Fallback;
+      const inL1 = l1.get(key);
+      if (inL1 !== undefined) {
+        const ageMs = ageOf(inL1);
         const window = windowOf(ageMs);
-        if (window !== 'gone') putL1(key, inL2, ageMs);
-        if (window === 'fresh') return served(inL2, 'l2', ageMs, 'hit', key);
+        if (window === 'fresh') return Promise.resolve(served(inL1, 'l1', ageMs, 'hit', key));
         if (window === 'swr') {
           refreshInBackground(key, loader);
-          return served(inL2, 'l2', ageMs, 'stale-while-revalidate', key);
+          return Promise.resolve(served(inL1, 'l1', ageMs, 'stale-while-revalidate', key));
         }
-        if (
-          window === 'sie' &&
-          (fallback === undefined || inL2.storedAtMs > fallback.entry.storedAtMs)
-        ) {
-          fallback = { entry: inL2, tier: 'l2' };
-        }
+        if (window === 'sie') fallback = { entry: inL1, tier: 'l1' };
+      }
+      if (l2 !== undefined && l2Policy !== undefined) {
+        return fetchThroughL2(l2, l2Policy, key, loader, signal, fallback);
+      }
+      return fetchFromOrigin(key, loader, signal, fallback);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  async function fetchThroughL2(
+    store: CacheStore,
+    policy: Policy,
+    key: string,
+    loader: CacheLoader<T>,
+    signal: CacheFetchOptions['signal'],
+    fallback: Fallback,
+  ): Promise<CacheFetchResult<T>> {
+    const inL2 = await l2Reads.do(key, s => l2Get(store, policy, key, s), { signal });
+    if (inL2 !== undefined) {
+      const ageMs = ageOf(inL2);
+      const window = windowOf(ageMs);
+      if (window !== 'gone') putL1(key, inL2, ageMs);
+      if (window === 'fresh') return served(inL2, 'l2', ageMs, 'hit', key);
+      if (window === 'swr') {
+        refreshInBackground(key, loader);
+        return served(inL2, 'l2', ageMs, 'stale-while-revalidate', key);
+      }
+      if (
+        window === 'sie' &&
+        (fallback === undefined || inL2.storedAtMs > fallback.entry.storedAtMs)
+      ) {
+        fallback = { entry: inL2, tier: 'l2' };
       }
     }
+    return fetchFromOrigin(key, loader, signal, fallback);
+  }
 
+  function fetchFromOrigin(
+    key: string,
+    loader: CacheLoader<T>,
+    signal: CacheFetchOptions['signal'],
+    fallback: Fallback,
+  ): Promise<CacheFetchResult<T>> {
     const collapsed = loads.has(key);
     if (emitter.size > 0) emitter.emit({ type: 'cache.miss', cache: name, key, collapsed });
-    let entry: CacheEntry<T>;
-    try {
-      entry = await loads.do(key, s => runLoad(key, loader, s, false), { signal });
-    } catch (error) {
-      // A caller that left gets its cancellation; serving stale is for failures, not departures.
-      if (fallback !== undefined && !(isCancelledError(error) && signal?.aborted === true)) {
-        const ageMs = ageOf(fallback.entry);
-        if (ageMs < sieEnd)
-          return served(fallback.entry, fallback.tier, ageMs, 'stale-if-error', key);
-      }
-      throw error;
-    }
-    return {
-      value: entry.value,
-      outcome: 'miss',
-      cached: undefined,
-      provenance: { source: 'origin' },
-      cacheStatus: formatCacheStatus({
-        cache: cacheStatusName,
-        fwd: fallback === undefined ? 'miss' : 'stale',
-        stored: entry.value !== undefined,
-        collapsed,
-      }),
-      collapsed,
-    };
+    return loads
+      .do(key, s => runLoad(key, loader, s, false), { signal })
+      .then(
+        (entry): CacheFetchResult<T> => ({
+          value: entry.value,
+          outcome: 'miss',
+          cached: undefined,
+          provenance: { source: 'origin' },
+          cacheStatus: formatCacheStatus({
+            cache: cacheStatusName,
+            fwd: fallback === undefined ? 'miss' : 'stale',
+            stored: entry.value !== undefined,
+            collapsed,
+          }),
+          collapsed,
+        }),
+        (error: unknown) => {
+          // A caller that left gets its cancellation; serving stale is for failures, not departures.
+          if (fallback !== undefined && !(isCancelledError(error) && signal?.aborted === true)) {
+            const ageMs = ageOf(fallback.entry);
+            if (ageMs < sieEnd) {
+              return served(fallback.entry, fallback.tier, ageMs, 'stale-if-error', key);
+            }
+          }
+          throw error;
+        },
+      );
   }
 
   function peek(key: string): CachedValue<T> | undefined {
