@@ -392,6 +392,22 @@ describe('httpDependency: deadlines', () => {
       ],
     });
     await users.request({ path: '/', deadline: Deadline.after(5_000) });
+    // With headers of its own (each attempt then writes its budget into the call's copy): the same.
+    const own = await target((_req, res, n) => json(res, n < 3 ? 503 : 200, {}));
+    const withHeaders = dep(own.url, {
+      policies: [
+        retry({ maxAttempts: 3, backoff: constantBackoff({ delayMs: 15 }), budget: false }),
+      ],
+    });
+    await withHeaders.request({
+      path: '/',
+      deadline: Deadline.after(5_000),
+      headers: { 'x-a': '1' },
+    });
+    const ownBudgets = own.requests.map(r => Number(r.headers['x-bulwark-budget-ms']));
+    expect(ownBudgets[0]).toBeGreaterThan(ownBudgets[1] as number);
+    expect(ownBudgets[1]).toBeGreaterThan(ownBudgets[2] as number);
+    expect(own.requests.every(r => r.headers['x-a'] === '1')).toBe(true);
     const budgets = t.requests.map(r => Number(r.headers['x-bulwark-budget-ms']));
     expect(budgets).toHaveLength(3);
     expect(budgets[0]).toBeLessThanOrEqual(5_000);

@@ -114,13 +114,20 @@ class Call {
     readonly path: string,
     /** Path with base path and query string, as sent. */
     readonly target: string,
-    /** Shared with other calls when nothing is added per call: never modified. */
+    /** Shared with other calls when nothing is added per call: then never modified. */
     readonly headers: Readonly<Headers>,
     readonly body: string | Uint8Array | undefined,
     readonly expect: Expect,
     readonly acceptStatus: (status: number) => boolean,
     readonly mayRetry: boolean,
     readonly startedAt: number,
+    /**
+     * `headers` is this call's own copy and goes to our own Pool: each attempt writes its budget
+     * into it instead of copying it again. The Pool reads it when the attempt gets a connection;
+     * an attempt still queued for one when a later attempt (a hedge) writes tells the callee the
+     * later, smaller budget, which is still true of it.
+     */
+    readonly ownHeaders: boolean,
   ) {}
 }
 
@@ -356,6 +363,7 @@ export class HttpDependency {
       options.acceptStatus ?? o.acceptStatus,
       mayRepeat(method, sent[IDEMPOTENCY_KEY_HEADER]),
       this.clock.now(),
+      headers !== undefined && this.ownsDispatcher,
     );
   }
 
@@ -391,7 +399,11 @@ export class HttpDependency {
       }
       // Each attempt tells the callee what is left now, not what the call started with (rounded
       // down, so the callee never believes it has more time than we do).
-      if (o.propagateDeadline) headers = withBudget(headers, left);
+      if (o.propagateDeadline) {
+        headers = call.ownHeaders
+          ? setBudget(headers, left)
+          : setBudget(copyHeaders(headers), left);
+      }
     }
     // A call nothing can abort (no deadline, no caller signal, no timeout policy) gets no abort
     // listener at all. Otherwise the attempt listens to its scope as an AbortSource (not
@@ -797,14 +809,13 @@ function copyHeaders(headers: Readonly<Headers>): Headers {
   return Object.assign({}, headers);
 }
 
-/** The request headers plus the remaining budget, in the three headers callees read. */
-function withBudget(headers: Readonly<Headers>, leftMs: number): Headers {
-  const copy = copyHeaders(headers);
+/** Writes the remaining budget into `headers`, in the three headers callees read. */
+function setBudget(headers: Headers, leftMs: number): Headers {
   const ms = String(Math.floor(leftMs));
-  copy[GRPC_TIMEOUT_HEADER] = formatGrpcTimeout(leftMs);
-  copy[ENVOY_TIMEOUT_HEADER] = ms;
-  copy[BULWARK_BUDGET_HEADER] = ms;
-  return copy;
+  headers[GRPC_TIMEOUT_HEADER] = formatGrpcTimeout(leftMs);
+  headers[ENVOY_TIMEOUT_HEADER] = ms;
+  headers[BULWARK_BUDGET_HEADER] = ms;
+  return headers;
 }
 
 function decodeAs(expect: Expect, buffer: Buffer, info: Info, status: number): unknown {
