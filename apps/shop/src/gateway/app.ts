@@ -89,27 +89,30 @@ export async function createGateway(options: GatewayOptions = {}): Promise<Fasti
   app.get<{ Params: { id: number } }>(
     '/api/users/:id/overview',
     { schema: { params: idParams } },
-    async (request, reply) => {
-      const result = await overview.run(
-        { userId: request.params.id },
-        {
-          deadline: request.deadline,
-          strict: prefersStrict(request.headers.prefer),
-          requestId: request.id,
-        },
-      );
-      if (!result.ok) {
-        // The profile is critical: an unknown user is the client's mistake, not an outage.
-        const error = result.parts.user.error;
-        if (isHttpDependencyError(error) && error.status === 404) {
-          throw notFound('User', request.params.id, 'USER_NOT_FOUND');
-        }
-      }
-      const response = toHttpResponse(result, {
-        instance: `/api/users/${request.params.id}/overview`,
-      });
-      return reply.code(response.statusCode).headers(response.headers).send(response.body);
-    },
+    // `.then`, not async/await: with the plugin's async hooks on, an `await` is a promise more.
+    (request, reply) =>
+      overview
+        .run(
+          { userId: request.params.id },
+          {
+            deadline: request.deadline,
+            strict: prefersStrict(request.headers.prefer),
+            requestId: request.id,
+          },
+        )
+        .then(result => {
+          if (!result.ok) {
+            // The profile is critical: an unknown user is the client's mistake, not an outage.
+            const error = result.parts.user.error;
+            if (isHttpDependencyError(error) && error.status === 404) {
+              throw notFound('User', request.params.id, 'USER_NOT_FOUND');
+            }
+          }
+          const response = toHttpResponse(result, {
+            instance: `/api/users/${request.params.id}/overview`,
+          });
+          return reply.code(response.statusCode).headers(response.headers).send(response.body);
+        }),
   );
 
   app.get<{ Params: { id: number }; Querystring: { limit?: number; cursor?: string } }>(
