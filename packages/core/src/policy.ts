@@ -245,15 +245,25 @@ function start(settle: (value: never) => void, reject: (error: unknown) => void)
   nextOptions = undefined;
   // A throw from here (only a bug: steps report through their sink) rejects the promise: the
   // Promise constructor catches what its executor throws.
+  dispatch(step, work, options, { ok: resolve, fail: reject });
+}
+
+/** Runs a composed step into `sink`, by the cheapest path the options allow. */
+function dispatch<T>(
+  step: Step,
+  work: Work<T>,
+  options: ExecuteOptions | undefined,
+  sink: Sink<T>,
+): void {
   const signal = options?.signal;
   const deadline = options?.deadline;
   if (signal === undefined && deadline === undefined) {
     // The hot path: nothing can cancel the call from outside, so no scope, no listener. Kept
     // small (the limited path is a separate function) so that the optimizer can inline the
     // policies' steps instead of spending its inlining budget here.
-    step(work, FREE_CONTEXT, { ok: resolve, fail: reject });
+    step(work, FREE_CONTEXT, sink);
   } else {
-    runLimited(step, work, signal, deadline, { ok: resolve, fail: reject });
+    runLimited(step, work, signal, deadline, sink);
   }
 }
 
@@ -277,11 +287,8 @@ export function runStepInto<T>(
   options: ExecuteOptions | undefined,
   sink: Sink<T>,
 ): void {
-  const signal = options?.signal;
-  const deadline = options?.deadline;
   try {
-    if (signal === undefined && deadline === undefined) step(work, FREE_CONTEXT, sink);
-    else runLimited(step, work, signal, deadline, sink);
+    dispatch(step, work, options, sink);
   } catch (error) {
     // Only a bug (steps report through their sink), as the promise form's executor would catch.
     sink.fail(error);
