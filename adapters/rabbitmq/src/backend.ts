@@ -94,6 +94,11 @@ export interface RabbitmqQueueBackend extends QueueBackend {
    */
   declaredQueues(): readonly string[];
   /**
+   * Deliveries the broker pushed to this backend's consume on `queue` that no fetch has leased
+   * yet (0 when no consumer runs there). Part of `stats().ready`.
+   */
+  waiting(queue: string): Promise<number>;
+  /**
    * Wake-ups, and the mark of a running consumer: from its first fetch the queue has a consume
    * (push-consumer.ts) until the last subscription is disposed.
    */
@@ -846,10 +851,14 @@ class RabbitmqBackend implements RabbitmqQueueBackend {
     let leased = 0;
     for (const held of this.leases.values()) if (held.queue === queue) leased++;
     // Pushed to this backend's consume and not fetched yet: ready, from the consumers' side.
-    const push = await this.pushes.get(queue)?.catch(() => undefined);
-    const waiting = push?.size ?? 0;
+    const waiting = await this.waiting(queue);
     const dead = (await this.stream.list({ queue })).length;
     return { ready: ready + waiting, scheduled, leased, dead };
+  }
+
+  async waiting(queue: string): Promise<number> {
+    const push = await this.pushes.get(queue)?.catch(() => undefined);
+    return push?.size ?? 0;
   }
 
   listDeadLetters(filter: DeadLetterFilter, page: DeadLetterPage): Promise<readonly DeadLetter[]> {
