@@ -4,6 +4,7 @@
  * classified reason reaches it.
  */
 import type { PartSource } from '../provenance.js';
+import { RawJson } from './raw-json.js';
 import { codeOf, publicMessage, retryableReason } from './reasons.js';
 import type { CompositionResult, Criticality, PartReason, PartStatus } from './types.js';
 
@@ -85,4 +86,34 @@ export function toEnvelope(result: CompositionResult<object>): Envelope {
   // Key order as in DESIGN.md: data, errors, meta.
   const envelope: Envelope = errors.length > 0 ? { data, errors, meta } : { data, meta };
   return envelope;
+}
+
+/**
+ * The envelope as JSON text, as `JSON.stringify(envelope)` writes it, except that a part value
+ * that is {@link RawJson} goes in as its text (no parse, no second serialization).
+ */
+export function envelopeJson(envelope: Envelope): string {
+  const data = envelope.data;
+  let raw = false;
+  for (const name in data) {
+    if (data[name] instanceof RawJson) {
+      raw = true;
+      break;
+    }
+  }
+  if (!raw) return JSON.stringify(envelope);
+  let out = '{"data":{';
+  let first = true;
+  for (const name of Object.keys(data)) {
+    const value = data[name];
+    const json =
+      value instanceof RawJson ? value.json : (JSON.stringify(value) as string | undefined);
+    // What JSON.stringify does with a property it cannot write (a function, undefined): skip it.
+    if (json === undefined) continue;
+    out += `${first ? '' : ','}${JSON.stringify(name)}:${json}`;
+    first = false;
+  }
+  out += '}';
+  if (envelope.errors !== undefined) out += `,"errors":${JSON.stringify(envelope.errors)}`;
+  return `${out},"meta":${JSON.stringify(envelope.meta)}}`;
 }

@@ -14,8 +14,10 @@ export {
   omit,
   type AlternateOptions,
 } from './fallbacks.js';
+export { RawJson, rawJson } from './raw-json.js';
 export {
   toEnvelope,
+  envelopeJson,
   type Envelope,
   type EnvelopeError,
   type EnvelopePartMeta,

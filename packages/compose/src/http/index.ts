@@ -1,6 +1,7 @@
 // HTTP rendering of composition results.
 export {
   toHttpResponse,
+  bodyJson,
   DEGRADED_PROBLEM_TYPE,
   JSON_CONTENT_TYPE,
   type CompositionHttpResponse,

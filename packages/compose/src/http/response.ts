@@ -9,7 +9,7 @@
  * of `@bulwark/http`, and list the parts that failed by their public names only.
  */
 import { PROBLEM_CONTENT_TYPE, ProblemTypes, retryAfterSeconds } from '@bulwark/http/fastify';
-import { toEnvelope, type Envelope } from '../compose/envelope.js';
+import { envelopeJson, toEnvelope, type Envelope } from '../compose/envelope.js';
 import { codeOf, retryableReason } from '../compose/reasons.js';
 import type { CompositionResult, PartReason } from '../compose/types.js';
 
@@ -128,6 +128,17 @@ export function toHttpResponse(
     headers['retry-after'] = retryAfterSeconds(retryAfterMs);
   }
   return { statusCode: problem.status, headers, body: problem };
+}
+
+/**
+ * The response body as JSON text: the envelope through {@link envelopeJson} (a part value that is
+ * `RawJson` goes in as it is), a problem through `JSON.stringify`. Send it with the response's
+ * `content-type`; a framework then writes it as it is.
+ */
+export function bodyJson(response: CompositionHttpResponse): string {
+  return response.statusCode === 200
+    ? envelopeJson(response.body as Envelope)
+    : JSON.stringify(response.body);
 }
 
 /** `Server-Timing: user;dur=38.2, orders;dur=12;desc="stale"`. Part names are already tokens. */
