@@ -8,7 +8,7 @@
  *   long-lived cache, so they survive the recommendations service being down).
  */
 import type { Deadline, Scope } from '@bulwark/core';
-import { alternate, composition, staleFrom } from '@bulwark/compose';
+import { alternate, composition, rawJson, staleFrom, type RawJson } from '@bulwark/compose';
 import { batchLoader } from '@bulwark/compose/batch';
 import type { TieredCache } from '@bulwark/compose/cache';
 import type { Product, ProductBatch } from '../services/catalog/app.js';
@@ -32,7 +32,8 @@ export interface OverviewOrder extends Omit<Order, 'lines'> {
 
 export interface OverviewOptions {
   upstreams: Upstreams;
-  ordersCache: TieredCache<OverviewOrder[]>;
+  /** A user's recent orders as JSON text (an `OverviewOrder[]`; see the `orders` part). */
+  ordersCache: TieredCache<string>;
   popularCache: TieredCache<Recommendation[]>;
   /** Route maximum for the whole overview, in ms. */
   budgetMs: number;
@@ -78,26 +79,38 @@ async function recentOrders(
           return result;
         }),
   });
-  const ids = [...new Set(page.items.flatMap(order => order.lines.map(l => l.productId)))];
+  // Plain loops, no flatMap, Set or second Map: this runs once per overview (12 lines in the
+  // benchmark), and flatMap plus the spread of a Set cost about as much as the rest together.
+  // `slot`: product id -> its index in `ids`, which is also its index in what loadMany returns.
+  const slot = new Map<number, number>();
+  const ids: number[] = [];
+  for (const order of page.items) {
+    for (const line of order.lines) {
+      if (!slot.has(line.productId)) slot.set(line.productId, ids.push(line.productId) - 1);
+    }
+  }
   const loaded = await products.loadMany(ids, { deadline, signal: cancel });
-  const byId = new Map<number, Product | null>();
-  for (const [i, value] of loaded.entries()) {
+  for (const value of loaded) {
     // A catalog failure fails the part, which then serves the cached overview (stale).
     if (value instanceof Error) throw value;
-    byId.set(ids[i] as number, value);
   }
   // Literals, not `{ ...line, product }`: on Node 20 a spread followed by a property the source
   // lacks takes V8's slow path, per line of every overview (`{ ...order, lines }` only replaces
   // a property, which stays fast).
-  return page.items.map(order => ({
-    ...order,
-    lines: order.lines.map(line => ({
-      productId: line.productId,
-      quantity: line.quantity,
-      unitPriceCents: line.unitPriceCents,
-      product: byId.get(line.productId) ?? null,
-    })),
-  }));
+  const result: OverviewOrder[] = [];
+  for (const order of page.items) {
+    const lines: OverviewLine[] = [];
+    for (const line of order.lines) {
+      lines.push({
+        productId: line.productId,
+        quantity: line.quantity,
+        unitPriceCents: line.unitPriceCents,
+        product: (loaded[slot.get(line.productId)!] as Product | null | undefined) ?? null,
+      });
+    }
+    result.push({ ...order, lines });
+  }
+  return result;
 }
 
 export async function loadPopular(
@@ -134,20 +147,32 @@ export function overviewComposition(o: OverviewOptions) {
     .part('orders', {
       criticality: 'optional',
       timeoutMs: Math.round(o.budgetMs * 0.7),
+      // The cache keeps the orders as JSON text and the part's value is that text (RawJson): a
+      // hit is written into the response as it is, and an entry is one string, not an object
+      // graph the garbage collector copies and promotes for as long as the entry lives (10,000
+      // of them). The text is written once per load, where the response would otherwise write
+      // the objects.
       load: ({ userId }, ctx) =>
         o.ordersCache
           .fetch(
             `user:${userId}`,
             // `cancel`, not `signal`, all the way down: each AbortSignal read here would make an
             // AbortController, and aborting it dispatch an event, on every request.
-            ({ cancel }) => recentOrders(o, userId, ctx.deadline, cancel),
+            ({ cancel }) =>
+              recentOrders(o, userId, ctx.deadline, cancel).then(orders => JSON.stringify(orders)),
             { signal: ctx.cancel },
           )
           .then(result => {
             ctx.provenance(result.provenance);
-            return result.value;
+            return ordersJson(result.value);
           }),
-      fallbacks: [staleFrom(({ userId }, ctx) => o.ordersCache.getStale(`user:${userId}`, ctx))],
+      fallbacks: [
+        staleFrom(({ userId }, ctx) =>
+          o.ordersCache
+            .getStale(`user:${userId}`, ctx)
+            .then(cached => cached && { ...cached, value: ordersJson(cached.value) }),
+        ),
+      ],
     })
     .part('recommendations', {
       criticality: 'optional',
@@ -165,6 +190,14 @@ export function overviewComposition(o: OverviewOptions) {
         ),
       ],
     });
+}
+
+/**
+ * The cached orders as a part value. An entry an earlier version left in Redis holds the array
+ * itself, not its text: written out here, so it is served all the same until it expires.
+ */
+function ordersJson(value: string | OverviewOrder[]): RawJson<OverviewOrder[]> {
+  return rawJson(typeof value === 'string' ? value : JSON.stringify(value));
 }
 
 export type OverviewComposition = ReturnType<typeof overviewComposition>;
