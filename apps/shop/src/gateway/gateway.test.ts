@@ -3,6 +3,7 @@
  * fault proxy so a test can take one down or make it fail.
  */
 import { gunzipSync } from 'node:zlib';
+import { memoryCacheStore } from '@bulwark/compose/cache';
 import { openDatabase, type SqlDatabase } from '@bulwark/postgres';
 import { TestClock, startFaultProxy, type FaultProxy } from '@bulwark/testing';
 import type { FastifyInstance } from 'fastify';
@@ -149,6 +150,36 @@ describe('gateway', () => {
     expect(body.meta.parts.orders).toMatchObject({ status: 'stale' });
     expect(body.meta.parts.orders?.ageMs).toBeGreaterThanOrEqual(30_000);
     expect(body.data.orders).toEqual(fresh.data.orders);
+  });
+
+  it('orders failing: an entry an earlier version left in L2 (the array, not its text) is served', async () => {
+    const l2 = memoryCacheStore({ clock: cacheClock });
+    const legacy = [
+      { id: 1, placedAt: '2024-01-01T00:00:00.000Z', status: 'paid', totalCents: 5, lines: [] },
+    ];
+    await l2.set(
+      'orders:user:8',
+      { value: legacy, storedAtMs: cacheClock.wallNow() - 30_000 },
+      60_000,
+    );
+    const withL2 = await createGateway({
+      upstreams: Object.fromEntries(UPSTREAM_NAMES.map(n => [n, proxies[n].url])),
+      cache: { l2, clock: cacheClock },
+      overviewBudgetMs: 20_000,
+      attemptTimeoutMs: { users: 5_000, orders: 5_000, catalog: 5_000, recommendations: 5_000 },
+      bulwark: quiet,
+      env: {},
+    });
+    try {
+      await proxies.orders.setFaults([{ kind: 'http-error', status: 500 }]);
+      const res = await withL2.inject({ url: '/api/users/8/overview' });
+      expect(res.statusCode, res.body).toBe(200);
+      const body = res.json<Envelope>();
+      expect(body.meta.parts.orders).toMatchObject({ status: 'stale', source: 'cache:l2' });
+      expect(body.data.orders).toEqual(legacy);
+    } finally {
+      await withL2.close();
+    }
   });
 
   it('users down: 503 problem+json with Retry-After', async () => {
