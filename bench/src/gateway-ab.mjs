@@ -14,7 +14,12 @@
 import process from 'node:process';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
-import { BUDGET_MS, GATEWAY_CONCURRENCY, startServer, startUpstreams } from './gateway-lib.mjs';
+import {
+  GATEWAY_CONCURRENCY,
+  requestOverview,
+  startServer,
+  startUpstreams,
+} from './gateway-lib.mjs';
 import { CONNECTIONS, drive } from './http-lib.mjs';
 
 const { values: args } = parseArgs({
@@ -44,13 +49,8 @@ async function side(startServerOf, kind, firstUser) {
   const pool = new Pool(server.url, { connections: CONNECTIONS });
   let user = firstUser; // every request a new user, as in the committed scenario
   const send = async () => {
-    const res = await pool.request({
-      path: `/api/users/${user++}/overview`,
-      method: 'GET',
-      headers: { 'x-bulwark-budget-ms': String(BUDGET_MS) },
-    });
-    const body = await res.body.json().catch(() => undefined);
-    return res.statusCode === 200 && body?.data?.user != null;
+    const { statusCode, body } = await requestOverview(pool, user++);
+    return statusCode === 200 && body?.data?.user != null;
   };
   return { server, pool, send };
 }

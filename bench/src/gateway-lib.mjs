@@ -105,6 +105,17 @@ export async function startServer(kind, urls) {
 
 const callsTotal = calls => Object.values(calls).reduce((a, b) => a + b, 0);
 
+/** GET one user's overview with the benchmark's budget: `{ statusCode, body }` (parsed, if JSON). */
+export async function requestOverview(pool, userId) {
+  const res = await pool.request({
+    path: `/api/users/${userId}/overview`,
+    method: 'GET',
+    headers: { 'x-bulwark-budget-ms': String(BUDGET_MS) },
+  });
+  const body = await res.body.json().catch(() => undefined);
+  return { statusCode: res.statusCode, body };
+}
+
 /**
  * One measurement: upstreams, server, warm-up, optional fault (`hang` of recommendations), timed
  * closed loop. Every request asks for a NEW user id, so the gateway's orders cache never answers
@@ -127,16 +138,11 @@ export async function measureGateway({
   const statuses = {};
   const metaStatuses = {};
   const send = async () => {
-    const res = await pool.request({
-      path: `/api/users/${nextUser++}/overview`,
-      method: 'GET',
-      headers: { 'x-bulwark-budget-ms': String(BUDGET_MS) },
-    });
-    const body = await res.body.json().catch(() => undefined);
-    statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
+    const { statusCode, body } = await requestOverview(pool, nextUser++);
+    statuses[statusCode] = (statuses[statusCode] ?? 0) + 1;
     const meta = body?.meta?.status;
     if (meta !== undefined) metaStatuses[meta] = (metaStatuses[meta] ?? 0) + 1;
-    return expect(res.statusCode, body);
+    return expect(statusCode, body);
   };
   try {
     if (hang) await upstreams.hang();
