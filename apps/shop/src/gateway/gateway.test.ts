@@ -14,6 +14,7 @@ import { createRecommendationsService } from '../services/recommendations/app.js
 import type { ServiceOptions } from '../services/common/service-app.js';
 import { createUsersService } from '../services/users/app.js';
 import { createGateway } from './app.js';
+import type { GatewayOptions } from './options.js';
 import { UPSTREAM_NAMES, type UpstreamName } from './upstreams.js';
 
 const BOOT_TIMEOUT_MS = 60_000;
@@ -41,6 +42,18 @@ describe('gateway', () => {
   const cacheClock = new TestClock();
   let gateway: FastifyInstance;
 
+  /** The gateway on the fault proxies, with the given caches. */
+  const gatewayOptions = (cache: GatewayOptions['cache']): GatewayOptions => ({
+    upstreams: Object.fromEntries(UPSTREAM_NAMES.map(n => [n, proxies[n].url])),
+    cache,
+    // Everything here shares one thread with PGlite: generous limits keep the outcomes about
+    // faults, not about how busy the test machine is.
+    overviewBudgetMs: 20_000,
+    attemptTimeoutMs: { users: 5_000, orders: 5_000, catalog: 5_000, recommendations: 5_000 },
+    bulwark: quiet,
+    env: {},
+  });
+
   beforeAll(async () => {
     db = await openDatabase();
     const factories: Record<UpstreamName, (o: ServiceOptions) => Promise<FastifyInstance>> = {
@@ -60,16 +73,7 @@ describe('gateway', () => {
         target: { host: '127.0.0.1', port: address.port },
       });
     }
-    gateway = await createGateway({
-      upstreams: Object.fromEntries(UPSTREAM_NAMES.map(n => [n, proxies[n].url])),
-      cache: { l2: false, clock: cacheClock },
-      // Everything here shares one thread with PGlite: generous limits keep the outcomes about
-      // faults, not about how busy the test machine is.
-      overviewBudgetMs: 20_000,
-      attemptTimeoutMs: { users: 5_000, orders: 5_000, catalog: 5_000, recommendations: 5_000 },
-      bulwark: quiet,
-      env: {},
-    });
+    gateway = await createGateway(gatewayOptions({ l2: false, clock: cacheClock }));
     await gateway.ready();
   }, BOOT_TIMEOUT_MS);
 
@@ -162,14 +166,7 @@ describe('gateway', () => {
       { value: legacy, storedAtMs: cacheClock.wallNow() - 30_000 },
       60_000,
     );
-    const withL2 = await createGateway({
-      upstreams: Object.fromEntries(UPSTREAM_NAMES.map(n => [n, proxies[n].url])),
-      cache: { l2, clock: cacheClock },
-      overviewBudgetMs: 20_000,
-      attemptTimeoutMs: { users: 5_000, orders: 5_000, catalog: 5_000, recommendations: 5_000 },
-      bulwark: quiet,
-      env: {},
-    });
+    const withL2 = await createGateway(gatewayOptions({ l2, clock: cacheClock }));
     try {
       await proxies.orders.setFaults([{ kind: 'http-error', status: 500 }]);
       const res = await withL2.inject({ url: '/api/users/8/overview' });
