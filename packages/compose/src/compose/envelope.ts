@@ -90,7 +90,8 @@ export function toEnvelope(result: CompositionResult<object>): Envelope {
 
 /**
  * The envelope as JSON text, as `JSON.stringify(envelope)` writes it, except that a part value
- * that is {@link RawJson} goes in as its text (no parse, no second serialization).
+ * that is {@link RawJson} goes in as its text (no parse, no second serialization). Members are
+ * written in the envelope's order (data, errors, meta), as {@link toEnvelope} builds it.
  */
 export function envelopeJson(envelope: Envelope): string {
   const data = envelope.data;
