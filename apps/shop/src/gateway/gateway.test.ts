@@ -43,7 +43,7 @@ describe('gateway', () => {
   let gateway: FastifyInstance;
 
   /** The gateway on the fault proxies, with the given caches. */
-  const gatewayOptions = (cache: GatewayOptions['cache']): GatewayOptions => ({
+  const gatewayOptions = (cache: NonNullable<GatewayOptions['cache']>): GatewayOptions => ({
     upstreams: Object.fromEntries(UPSTREAM_NAMES.map(n => [n, proxies[n].url])),
     cache,
     // Everything here shares one thread with PGlite: generous limits keep the outcomes about
