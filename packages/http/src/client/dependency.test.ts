@@ -586,6 +586,17 @@ describe('httpDependency: faults map to codes', () => {
     await expect(users.getJson('/')).rejects.toMatchObject({ code: 'BODY_TIMEOUT' });
   });
 
+  // The whole-body limit (60 s) is far away, so only the stall limit, min(firstByteTimeoutMs,
+  // bodyTimeoutMs) = 100 ms on undici's ~1 s clock, can end this body in time.
+  it('a body that stalls for firstByteTimeoutMs → BODY_TIMEOUT, long before bodyTimeoutMs', async () => {
+    const t = await target((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('"half a string'); // ...and never the rest
+    });
+    const users = dep(t.url, { policies: [], firstByteTimeoutMs: 100, bodyTimeoutMs: 60_000 });
+    await expect(users.getJson('/')).rejects.toMatchObject({ code: 'BODY_TIMEOUT' });
+  });
+
   it('http-error 503 with retry-after → UPSTREAM_5XX with retryAfterMs', async () => {
     const t = await target((_req, res) => json(res, 200, {}));
     const proxy = await proxyTo(t, 'http');

@@ -176,7 +176,7 @@ export class HttpDependency {
         keepAliveTimeout: o.keepAliveTimeoutMs,
         // Our limits apply per request; undici's own defaults (300 s) would only hide them.
         headersTimeout: o.firstByteTimeoutMs,
-        bodyTimeout: o.bodyTimeoutMs,
+        bodyTimeout: o.stallTimeoutMs,
       });
       this.ownsDispatcher = true;
     }
@@ -584,7 +584,7 @@ class Exchange extends BodyCollector implements Dispatcher.DispatchHandler, Http
           headers,
           body: call.body ?? null,
           headersTimeout: o.firstByteTimeoutMs,
-          bodyTimeout: o.bodyTimeoutMs,
+          bodyTimeout: o.stallTimeoutMs,
         },
         this,
       );

@@ -31,8 +31,9 @@ export interface HttpDependencyOptions {
    */
   firstByteTimeoutMs?: number;
   /**
-   * Longest the whole response body may take, from the headers to the last byte, in ms; it is
-   * also the longest the body may stall between two chunks. Default 5_000.
+   * Longest the whole response body may take, from the headers to the last byte, in ms. A body
+   * that stalls (no chunk) is ended after min(firstByteTimeoutMs, bodyTimeoutMs): "no byte for
+   * firstByteTimeoutMs" holds for the body as for the headers. Default 5_000.
    */
   bodyTimeoutMs?: number;
   /** Most open connections to the dependency (undici Pool `connections`). Default 64. */
@@ -180,6 +181,12 @@ export interface ResolvedOptions {
   connectTimeoutMs: number;
   firstByteTimeoutMs: number;
   bodyTimeoutMs: number;
+  /**
+   * undici's idle timer for the body: min(firstByteTimeoutMs, bodyTimeoutMs). With the defaults
+   * it equals undici's headers timer, and undici then refreshes one timer per connection from
+   * headers to body instead of replacing it with a new one on every response (see `bodyTimeoutMs`).
+   */
+  stallTimeoutMs: number;
   connections: number;
   keepAliveTimeoutMs: number;
   maxResponseBytes: number;
@@ -262,6 +269,12 @@ export function resolveOptions(options: HttpDependencyOptions): ResolvedOptions 
       `dispatcher must be an undici Dispatcher (Agent, Pool, MockAgent), got ${show(dispatcher)}`,
     );
   }
+  const firstByteTimeoutMs = positive(
+    'firstByteTimeoutMs',
+    options.firstByteTimeoutMs,
+    DEFAULTS.firstByteTimeoutMs,
+  );
+  const bodyTimeoutMs = positive('bodyTimeoutMs', options.bodyTimeoutMs, DEFAULTS.bodyTimeoutMs);
   const resolved: ResolvedOptions = {
     name,
     origin,
@@ -271,12 +284,9 @@ export function resolveOptions(options: HttpDependencyOptions): ResolvedOptions 
       options.connectTimeoutMs,
       DEFAULTS.connectTimeoutMs,
     ),
-    firstByteTimeoutMs: positive(
-      'firstByteTimeoutMs',
-      options.firstByteTimeoutMs,
-      DEFAULTS.firstByteTimeoutMs,
-    ),
-    bodyTimeoutMs: positive('bodyTimeoutMs', options.bodyTimeoutMs, DEFAULTS.bodyTimeoutMs),
+    firstByteTimeoutMs,
+    bodyTimeoutMs,
+    stallTimeoutMs: Math.min(firstByteTimeoutMs, bodyTimeoutMs),
     connections: positive('connections', options.connections, DEFAULTS.connections, true),
     keepAliveTimeoutMs: positive(
       'keepAliveTimeoutMs',
