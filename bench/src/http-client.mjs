@@ -36,10 +36,11 @@ const expected = body => body !== null && typeof body === 'object' && body.id ==
 
 /**
  * The Pool options `httpDependency` gives its own Pool by default, read from its exported
- * defaults: the issue compares the client with raw undici "on the same keep-alive pool". They are
- * not free in undici itself: a first-byte timeout that differs from the body timeout makes each
- * connection's parser replace its timer twice per request instead of refreshing it, and undici
- * keeps a cleared timer until its next timer tick.
+ * defaults: the issue compares the client with raw undici "on the same keep-alive pool". Its body
+ * idle timer is min(firstByteTimeoutMs, bodyTimeoutMs), as the client sets it: a first-byte
+ * timeout that differs from the body timeout would make each connection's parser replace its
+ * timer twice per request instead of refreshing it (undici keeps a cleared timer until its next
+ * timer tick), a cost the client no longer pays and the peer should not either.
  */
 function samePool() {
   const d = http.HTTP_DEPENDENCY_DEFAULTS;
@@ -47,7 +48,7 @@ function samePool() {
     connections: d.connections,
     connect: { timeout: d.connectTimeoutMs },
     headersTimeout: d.firstByteTimeoutMs,
-    bodyTimeout: d.bodyTimeoutMs,
+    bodyTimeout: Math.min(d.firstByteTimeoutMs, d.bodyTimeoutMs),
     keepAliveTimeout: d.keepAliveTimeoutMs,
   };
 }
