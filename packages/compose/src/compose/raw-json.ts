@@ -2,8 +2,8 @@
  * A part value that is already JSON text. A part whose value comes from a cache can keep the
  * text it stored and have {@link envelopeJson} write it into the response as it is: nothing to
  * parse on a hit and nothing to serialize again, and the cache holds one string per entry
- * instead of an object graph (which the garbage collector copies and promotes as long as the
- * entry lives).
+ * instead of an object graph (the garbage collector promotes it as one block with no pointers to
+ * trace, not object by object).
  */
 export class RawJson<T = unknown> {
   /** JSON text, as `JSON.stringify` writes it. Not validated: build it with {@link rawJson}. */
